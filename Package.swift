@@ -1,0 +1,77 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictness: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "Herald",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Herald", targets: ["Herald"]),
+        .library(name: "HeraldProtocol", targets: ["HeraldProtocol"]),
+        .library(name: "HeraldBroker", targets: ["HeraldBroker"]),
+        .executable(name: "heraldd", targets: ["heraldd"]),
+        .executable(name: "herald", targets: ["herald"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // The only place that includes Linux headers Swift's Glibc module does not expose.
+        .target(name: "CHeraldSys"),
+        // libsystemd (apt: libsystemd-dev) for readiness notification and, later, socket activation.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Wire format and topic grammar: pure Swift, no I/O.
+        .target(name: "HeraldProtocol", swiftSettings: strictness),
+        // Routing core (no I/O) and the epoll server that drives it.
+        .target(
+            name: "HeraldBroker",
+            dependencies: [
+                "HeraldProtocol", "CHeraldSys",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        // Client library.
+        .target(name: "Herald", dependencies: ["HeraldProtocol", "CHeraldSys"], swiftSettings: strictness),
+        .executableTarget(
+            name: "heraldd",
+            dependencies: [
+                "HeraldBroker", "CSystemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "herald",
+            dependencies: [
+                "Herald",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "HeraldProtocolTests",
+            dependencies: [
+                "HeraldProtocol",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "HeraldBrokerTests",
+            dependencies: ["HeraldBroker", "HeraldProtocol", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "HeraldIntegrationTests",
+            dependencies: ["Herald", "HeraldProtocol", "CHeraldSys"],
+            swiftSettings: strictness
+        ),
+    ]
+)

@@ -1,0 +1,91 @@
+// CHeraldSys: the Linux system interface Herald needs and Swift's Glibc module does not
+// expose cleanly: epoll, accept4, SO_PEERCRED (struct ucred hides behind _GNU_SOURCE),
+// exact-length abstract AF_UNIX addresses, signalfd and eventfd.
+//
+// Every function returns -1 and leaves errno set on failure, like the system calls it wraps.
+#ifndef C_HERALD_SYS_H
+#define C_HERALD_SYS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// One readiness event, unpacked (the kernel's struct epoll_event is packed on x86_64,
+/// which Swift imports poorly).
+typedef struct {
+    uint32_t events;
+    uint64_t data;
+} herald_event;
+
+// epoll event bits (same values as EPOLLIN, … in <sys/epoll.h>), typed for Swift.
+static const uint32_t HERALD_EV_IN = 0x001;
+static const uint32_t HERALD_EV_OUT = 0x004;
+static const uint32_t HERALD_EV_ERR = 0x008;
+static const uint32_t HERALD_EV_HUP = 0x010;
+static const uint32_t HERALD_EV_RDHUP = 0x2000;
+static const uint32_t HERALD_EV_ET = 1u << 31;
+// epoll_ctl operations.
+static const int HERALD_EPOLL_ADD = 1;
+static const int HERALD_EPOLL_DEL = 2;
+static const int HERALD_EPOLL_MOD = 3;
+
+/// Kernel-verified identity of the process on the other end of a Unix socket.
+typedef struct {
+    int32_t pid;
+    uint32_t uid;
+    uint32_t gid;
+} herald_peer_credentials;
+
+int herald_epoll_create(void);
+/// Adds (op 1), modifies (op 3) or removes (op 2) `fd` with `events` and opaque `data`.
+int herald_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+int herald_epoll_wait(int epfd, herald_event *events, int capacity, int timeout_ms);
+
+/// A new AF_UNIX SOCK_STREAM socket, close-on-exec, optionally nonblocking.
+int herald_unix_stream_socket(int nonblocking);
+
+/// Binds `fd` to `name`. When `abstract` is non-zero the name is placed in the abstract
+/// namespace with the exact address length (offsetof(sun_path) + 1 + length), never padded.
+int herald_unix_bind(int fd, const char *name, size_t length, int abstract);
+int herald_unix_connect(int fd, const char *name, size_t length, int abstract);
+
+/// Whether something accepts connections on a filesystem socket path (1), nothing does (0).
+int herald_unix_path_is_live(const char *path);
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int herald_accept(int listen_fd);
+
+/// SO_PEERCRED of a connected Unix socket.
+int herald_peer_credentials_of(int fd, herald_peer_credentials *out);
+
+/// Blocks SIGINT, SIGTERM and SIGHUP for the calling thread (call before starting threads) and returns a
+/// nonblocking signalfd that reports the first three. The returned fd reports them.
+int herald_signalfd_for_shutdown(void);
+/// Reads one pending signal number from a signalfd, 0 if none.
+int herald_signalfd_read(int fd);
+
+/// Ignores SIGPIPE process-wide so a write to a closed peer returns EPIPE.
+void herald_ignore_sigpipe(void);
+
+int herald_eventfd(void);
+int herald_eventfd_signal(int fd);
+int herald_eventfd_drain(int fd);
+
+/// Sets or clears O_NONBLOCK.
+int herald_set_nonblocking(int fd, int nonblocking);
+
+/// Counts the open file descriptors of this process (entries of /proc/self/fd).
+int herald_count_open_fds(void);
+
+int herald_errno(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,169 @@
+// See CHeraldSys.h. Thin wrappers only: no policy lives here.
+#define _GNU_SOURCE
+#include "CHeraldSys.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <pthread.h>
+
+int herald_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int herald_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int herald_epoll_wait(int epfd, herald_event *events, int capacity, int timeout_ms) {
+    enum { BATCH = 256 };
+    struct epoll_event raw[BATCH];
+    if (capacity > BATCH) capacity = BATCH;
+    int n;
+    do {
+        n = epoll_wait(epfd, raw, capacity, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) {
+        events[i].events = raw[i].events;
+        events[i].data = raw[i].data.u64;
+    }
+    return n;
+}
+
+int herald_unix_stream_socket(int nonblocking) {
+    int type = SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
+    return socket(AF_UNIX, type, 0);
+}
+
+static int fill_address(struct sockaddr_un *addr, socklen_t *len, const char *name, size_t length, int abstract) {
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    size_t capacity = sizeof addr->sun_path - (abstract ? 1 : 1); // abstract: leading NUL; path: trailing NUL
+    if (length == 0 || length > capacity) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (abstract) {
+        memcpy(addr->sun_path + 1, name, length);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length);
+    } else {
+        memcpy(addr->sun_path, name, length);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + length + 1);
+    }
+    return 0;
+}
+
+int herald_unix_bind(int fd, const char *name, size_t length, int abstract) {
+    struct sockaddr_un addr;
+    socklen_t len;
+    if (fill_address(&addr, &len, name, length, abstract) < 0) return -1;
+    return bind(fd, (struct sockaddr *)&addr, len);
+}
+
+int herald_unix_connect(int fd, const char *name, size_t length, int abstract) {
+    struct sockaddr_un addr;
+    socklen_t len;
+    if (fill_address(&addr, &len, name, length, abstract) < 0) return -1;
+    int rc;
+    do {
+        rc = connect(fd, (struct sockaddr *)&addr, len);
+    } while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+int herald_unix_path_is_live(const char *path) {
+    int fd = herald_unix_stream_socket(0);
+    if (fd < 0) return -1;
+    int rc = herald_unix_connect(fd, path, strlen(path), 0);
+    int saved = errno;
+    close(fd);
+    if (rc == 0) return 1;
+    if (saved == ECONNREFUSED || saved == ENOENT) return 0;
+    errno = saved;
+    return -1;
+}
+
+int herald_accept(int listen_fd) {
+    int fd;
+    do {
+        fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+int herald_peer_credentials_of(int fd, herald_peer_credentials *out) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -1;
+    out->pid = cred.pid;
+    out->uid = cred.uid;
+    out->gid = cred.gid;
+    return 0;
+}
+
+int herald_signalfd_for_shutdown(void) {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0) return -1;
+    return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int herald_signalfd_read(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n != (ssize_t)sizeof info) return 0;
+    return (int)info.ssi_signo;
+}
+
+void herald_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+int herald_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int herald_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(fd, &one, sizeof one);
+    } while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof one || errno == EAGAIN ? 0 : -1;
+}
+
+int herald_eventfd_drain(int fd) {
+    uint64_t value;
+    ssize_t n = read(fd, &value, sizeof value);
+    return n < 0 && errno != EAGAIN ? -1 : 0;
+}
+
+int herald_set_nonblocking(int fd, int nonblocking) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    flags = nonblocking ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, flags);
+}
+
+int herald_count_open_fds(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(dir);
+    return count - 1; // the directory stream's own descriptor
+}
+
+int herald_errno(void) { return errno; }

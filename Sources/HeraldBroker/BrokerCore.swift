@@ -1,0 +1,624 @@
+import HeraldProtocol
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The routing core: admission, handshake, subscriptions, routing and slow-consumer
+/// handling for every peer. Bytes go in through ``receive(_:_:)``; frames come out in each
+/// peer's output queue, and ``touched`` lists the peers that have something new to write.
+/// No I/O happens here, so all of it runs in unit tests and benchmarks without sockets.
+///
+/// Single-threaded by design: the epoll server owns it and calls it from one thread.
+public final class BrokerCore {
+    let configuration: BrokerConfiguration
+    let logger: Logger
+    let brokerPID: UInt32
+    let brokerUID: UInt32
+    /// Counters for introspection.
+    public private(set) var statistics = BrokerStatistics()
+
+    private var peers: [PeerPointer?] = []
+    private var freeSlots: [PeerSlot] = []
+    private var slotsByID: [UInt64: PeerSlot] = [:]
+    private var nextPeerID: UInt64 = 1
+    private let index = SubscriptionIndex()
+
+    /// Epoch for deduplicating subscribers while a route is built.
+    private var routeEpoch: UInt64 = 0
+    /// Epoch for deduplicating ``touched`` within one batch.
+    private var batchEpoch: UInt64 = 1
+    /// Peers with new output (or newly closing) since the last ``endBatch()``.
+    private(set) var touched: [PeerPointer] = []
+    /// Publishers whose reading resumed because the subscribers they waited for drained.
+    private(set) var resumed: [PeerPointer] = []
+    /// Peers removed in this batch; their memory is freed in ``endBatch()``, after every
+    /// pointer the server may still hold for this batch is gone.
+    private var released: [PeerPointer] = []
+
+    /// Creates a core with `configuration`, reporting `brokerPID`/`brokerUID` in WELCOME.
+    public init(configuration: BrokerConfiguration, logger: Logger, brokerPID: UInt32, brokerUID: UInt32) {
+        self.configuration = configuration
+        self.logger = logger
+        self.brokerPID = brokerPID
+        self.brokerUID = brokerUID
+        touched.reserveCapacity(1024)
+    }
+
+    deinit {
+        for case let peer? in peers { free(peer) }
+        for peer in released { free(peer) }
+    }
+
+    var peerCount: Int { slotsByID.count }
+    var subscriptionCount: Int { index.count }
+
+    func peerPointer(slot: PeerSlot) -> PeerPointer? {
+        guard slot >= 0, Int(slot) < peers.count else { return nil }
+        return peers[Int(slot)]
+    }
+
+    func peer(id: UInt64) -> PeerPointer? {
+        guard let slot = slotsByID[id] else { return nil }
+        return peers[Int(slot)]
+    }
+
+    /// Every open peer, for timers and shutdown (not for the hot path).
+    var openPeers: [PeerPointer] { peers.compactMap { $0 } }
+
+    // MARK: - Connections
+
+    /// Registers a new connection. A peer the admission policy refuses is returned already
+    /// closing, with a fatal `not_authorized` ERROR queued.
+    func connect(fd: Int32, credentials: PeerCredentials, now: Double) -> PeerPointer {
+        let slot: PeerSlot
+        if let free = freeSlots.popLast() {
+            slot = free
+        } else {
+            slot = PeerSlot(peers.count)
+            peers.append(nil)
+        }
+        let id = nextPeerID
+        nextPeerID += 1
+        let peer = PeerPointer.allocate(capacity: 1)
+        peer.initialize(
+            to: Peer(
+                slot: slot, id: id, fd: fd, credentials: credentials, outputLimit: configuration.outputLimit,
+                handshakeDeadline: now + configuration.handshakeTimeout))
+        peers[Int(slot)] = peer
+        slotsByID[id] = slot
+        statistics.connectionsAccepted += 1
+        statistics.connectionsOpen += 1
+
+        if !isAdmitted(credentials.uid) {
+            statistics.connectionsRefused += 1
+            logger.warning(
+                "refused connection: uid not authorized",
+                metadata: ["peer": "\(id)", "pid": "\(credentials.pid)", "uid": "\(credentials.uid)"])
+            fail(peer, .notAuthorized, "uid \(credentials.uid) is not authorized to connect to this bus", now: now)
+        } else if slotsByID.count > configuration.maxConnections {
+            statistics.connectionsRefused += 1
+            logger.warning(
+                "refused connection: connection limit reached",
+                metadata: ["peer": "\(id)", "limit": "\(configuration.maxConnections)"])
+            fail(peer, .tooManyConnections, "the broker has reached its limit of \(configuration.maxConnections) connections", now: now)
+        } else {
+            logger.debug(
+                "accepted connection",
+                metadata: ["peer": "\(id)", "pid": "\(credentials.pid)", "uid": "\(credentials.uid)", "gid": "\(credentials.gid)"])
+        }
+        return peer
+    }
+
+    /// Default admission policy: the broker's own uid, root, and any configured extras.
+    private func isAdmitted(_ uid: UInt32) -> Bool {
+        uid == brokerUID || uid == 0 || configuration.extraAllowedUIDs.contains(uid)
+    }
+
+    /// The server closed `peer`'s socket (end of stream, error, or finished closing).
+    func remove(_ peer: PeerPointer, reason: String) {
+        guard peer.pointee.state != .closed else { return }
+        let wasClosing = peer.pointee.state == .closing
+        if !wasClosing { dropState(of: peer) }
+        let why = wasClosing ? peer.pointee.closeReason : reason
+        peer.pointee.state = .closed
+        slotsByID[peer.pointee.id] = nil
+        peers[Int(peer.pointee.slot)] = nil
+        statistics.connectionsOpen -= 1
+        if peer.pointee.name.isEmpty && wasClosing == false && peer.pointee.messagesPublished == 0 {
+            logger.debug("connection closed before handshake", metadata: ["peer": "\(peer.pointee.id)", "reason": "\(why)"])
+        } else {
+            logger.info(
+                "peer disconnected",
+                metadata: [
+                    "peer": "\(peer.pointee.id)", "name": "\(peer.pointee.name)", "pid": "\(peer.pointee.credentials.pid)",
+                    "uid": "\(peer.pointee.credentials.uid)", "reason": "\(why)",
+                    "published": "\(peer.pointee.messagesPublished)", "received": "\(peer.pointee.messagesReceived)",
+                    "dropped": "\(peer.pointee.totalDropped)",
+                ])
+        }
+        released.append(peer)
+    }
+
+    /// Ends a batch: forgets ``touched`` and ``resumed`` and frees removed peers.
+    func endBatch() {
+        touched.removeAll(keepingCapacity: true)
+        resumed.removeAll(keepingCapacity: true)
+        batchEpoch &+= 1
+        for peer in released {
+            freeSlots.append(peer.pointee.slot)
+            free(peer)
+        }
+        released.removeAll(keepingCapacity: true)
+    }
+
+    private func free(_ peer: PeerPointer) {
+        peer.deinitialize(count: 1)
+        peer.deallocate()
+    }
+
+    @inline(__always)
+    private func touch(_ peer: PeerPointer) {
+        if peer.pointee.touchedMark != batchEpoch {
+            peer.pointee.touchedMark = batchEpoch
+            touched.append(peer)
+        }
+    }
+
+    // MARK: - Input
+
+    /// Processes bytes received from `peer`: every whole frame is handled; a trailing partial
+    /// frame (or the rest of the batch, if the peer gets paused) is kept for later.
+    func receive(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0, peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
+        if peer.pointee.input.isEmpty {
+            let used = process(peer, bytes.baseAddress!, bytes.count)
+            if used < bytes.count, peer.pointee.state != .closing, peer.pointee.state != .closed {
+                peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: bytes[used...]))
+            }
+        } else {
+            peer.pointee.input.append(bytes)
+            processBufferedInput(peer)
+        }
+    }
+
+    /// Processes input kept while `peer` was paused; call when it appears in ``resumed``.
+    func processBufferedInput(_ peer: PeerPointer) {
+        guard !peer.pointee.input.isEmpty else { return }
+        let used = process(peer, peer.pointee.input.readPointer, peer.pointee.input.count)
+        if peer.pointee.state == .closing || peer.pointee.state == .closed {
+            peer.pointee.input.removeAll()
+        } else {
+            peer.pointee.input.discard(used)
+        }
+    }
+
+    /// The frame loop. Hot path: PUBLISH frames from active peers are recognised from the
+    /// header alone and routed in place, without decoding into a value.
+    private func process(_ peer: PeerPointer, _ base: UnsafeRawPointer, _ count: Int) -> Int {
+        let maxFrameSize = configuration.maxFrameSize
+        var offset = 0
+        while count - offset >= FrameHeader.size {
+            let frame = base + offset
+            let header = FrameHeader(loadingFrom: frame)
+            let length = header.frameLength
+            if header.type == FrameType.publish.rawValue && peer.pointee.state == .active {
+                guard length <= maxFrameSize else {
+                    fail(peer, .frameTooLarge, "frame of \(length) bytes exceeds the maximum of \(maxFrameSize)")
+                    return offset
+                }
+                guard count - offset >= length else { break }
+                publish(peer, frame, header)
+                offset += length
+                if peer.pointee.blockedOnCount > 0 || peer.pointee.state != .active { break }
+                continue
+            }
+            if !checkHeader(peer, header) { return offset }
+            guard count - offset >= length else { break }
+            handleControlFrame(peer, header, UnsafeRawBufferPointer(start: frame + FrameHeader.size, count: Int(header.bodyLength)))
+            offset += length
+            if peer.pointee.state != .active && peer.pointee.state != .handshaking { return offset }
+            if peer.pointee.blockedOnCount > 0 { break }
+        }
+        return offset
+    }
+
+    /// Validates a non-PUBLISH header (or any header before the handshake) as soon as it
+    /// arrives, so an oversized or out-of-place frame is refused before its body is buffered.
+    private func checkHeader(_ peer: PeerPointer, _ header: FrameHeader) -> Bool {
+        let type: FrameType
+        do {
+            type = try FrameDecoder.validate(header, maxFrameSize: configuration.maxFrameSize)
+        } catch {
+            fail(peer, error.errorCode, error.description)
+            return false
+        }
+        if peer.pointee.state == .handshaking && type != .hello {
+            fail(peer, .handshakeRequired, "expected HELLO, got \(type)")
+            return false
+        }
+        return true
+    }
+
+    // MARK: - Routing (hot path)
+    //
+    // Unsafe and dense on purpose: no allocation, reference counting or exclusivity checks
+    // per message. Peers are reached through pointers; the route is a manually managed list;
+    // a delivery is an 8-byte header, a 24-byte sender block and one memcpy of topic+payload.
+
+    @inline(__always)
+    private func publish(_ publisher: PeerPointer, _ frame: UnsafeRawPointer, _ header: FrameHeader) {
+        publisher.pointee.publishOrdinal &+= 1
+        let topicLength = Int(header.aux)
+        let bodyLength = Int(header.bodyLength)
+        guard header.flags == 0 else {
+            requestError(publisher, .unsupportedFlags, requestID: publisher.pointee.publishOrdinal,
+                "PUBLISH flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version")
+            return
+        }
+        guard topicLength <= bodyLength else {
+            fail(publisher, .malformedFrame, "PUBLISH topic length \(topicLength) exceeds its body of \(bodyLength) bytes")
+            return
+        }
+        let topic = frame + FrameHeader.size
+        if publisher.pointee.routeGeneration != index.generation || publisher.pointee.routeTopic.count != topicLength
+            || memcmp(publisher.pointee.routeTopic.readPointer, topic, topicLength) != 0
+        {
+            guard refreshRoute(publisher, UnsafeRawBufferPointer(start: topic, count: topicLength)) else { return }
+        }
+        publisher.pointee.messagesPublished &+= 1
+        statistics.messagesPublished &+= 1
+
+        let routeCount = publisher.pointee.route.count
+        guard routeCount > 0 else { return }
+        let route = publisher.pointee.route.base!
+        let deliveryLength = FrameHeader.size + ProtocolLimits.messageSenderBlockSize + bodyLength
+        let senderID = publisher.pointee.id
+        let credentials = publisher.pointee.credentials
+        var delivered = 0
+        for position in 0..<routeCount {
+            let subscriber = route[position]
+            let queued = subscriber.pointee.output.count
+            if (queued > 0 && queued + deliveryLength > subscriber.pointee.outputLimit)
+                || subscriber.pointee.pendingDroppedMessages != 0
+            {
+                if !admitOverLimit(subscriber, publisher: publisher, length: deliveryLength) { continue }
+            }
+            let out = subscriber.pointee.output.reserve(deliveryLength)
+            FrameHeader(
+                bodyLength: UInt32(truncatingIfNeeded: deliveryLength - FrameHeader.size),
+                type: FrameType.message.rawValue, aux: UInt16(truncatingIfNeeded: topicLength)
+            ).store(to: out)
+            out.storeBytes(of: senderID.littleEndian, toByteOffset: 8, as: UInt64.self)
+            out.storeBytes(of: credentials.pid.littleEndian, toByteOffset: 16, as: UInt32.self)
+            out.storeBytes(of: credentials.uid.littleEndian, toByteOffset: 20, as: UInt32.self)
+            out.storeBytes(of: credentials.gid.littleEndian, toByteOffset: 24, as: UInt32.self)
+            out.storeBytes(of: UInt32(0), toByteOffset: 28, as: UInt32.self)
+            (out + 32).copyMemory(from: topic, byteCount: bodyLength)
+            subscriber.pointee.output.commit(deliveryLength)
+            subscriber.pointee.messagesReceived &+= 1
+            delivered &+= 1
+            touch(subscriber)
+        }
+        statistics.messagesDelivered &+= UInt64(delivered)
+    }
+
+    /// Recomputes `publisher`'s cached route for `topic`. Returns false (after sending an
+    /// ERROR) when the topic is not publishable.
+    private func refreshRoute(_ publisher: PeerPointer, _ topic: UnsafeRawBufferPointer) -> Bool {
+        if let problem = Topic.validatePublishable(topic, maxLength: configuration.maxTopicLength) {
+            let shown = String(decoding: topic.prefix(128), as: UTF8.self)
+            requestError(
+                publisher, problem.errorCode(isFilter: false), requestID: publisher.pointee.publishOrdinal,
+                "topic '\(shown)' \(problem)")
+            return false
+        }
+        routeEpoch &+= 1
+        let epoch = routeEpoch
+        publisher.pointee.route.removeAll()
+        index.forEachMatch(topic) { entry in
+            // A peer with several matching filters receives the message once.
+            if entry.peer.pointee.routeMark != epoch {
+                entry.peer.pointee.routeMark = epoch
+                publisher.pointee.route.append(entry.peer)
+            }
+        }
+        publisher.pointee.routeTopic.removeAll(keepingStorage: true)
+        publisher.pointee.routeTopic.append(topic)
+        publisher.pointee.routeGeneration = index.generation
+        return true
+    }
+
+    /// Applies `subscriber`'s slow-consumer policy to a delivery that does not fit, or that
+    /// follows a run of drops. Returns whether the delivery should be queued.
+    private func admitOverLimit(_ subscriber: PeerPointer, publisher: PeerPointer, length: Int) -> Bool {
+        let limit = subscriber.pointee.outputLimit
+        let queued = subscriber.pointee.output.count
+        switch subscriber.pointee.policy {
+        case .drop:
+            // Hysteresis: once dropping, keep dropping until half the limit has drained, so a
+            // subscriber at the edge gets one gap and one notice, not a notice per message.
+            let pending = subscriber.pointee.pendingDroppedMessages
+            let threshold = pending == 0 ? limit : limit / 2
+            if queued > 0 && queued + length > threshold {
+                if pending == 0 {
+                    logger.warning(
+                        "subscriber over its output limit; dropping its messages until it catches up",
+                        metadata: peerMetadata(subscriber, ["queued": "\(queued)", "limit": "\(limit)"]))
+                }
+                subscriber.pointee.pendingDroppedMessages &+= 1
+                subscriber.pointee.pendingDroppedBytes &+= UInt64(length)
+                subscriber.pointee.totalDropped &+= 1
+                statistics.messagesDropped &+= 1
+                return false
+            }
+            sendDropNotice(subscriber)
+            return true
+        case .disconnect:
+            statistics.slowConsumersDisconnected &+= 1
+            logger.warning(
+                "disconnecting slow consumer", metadata: peerMetadata(subscriber, ["queued": "\(queued)", "limit": "\(limit)"]))
+            // What is queued beyond the frame being written is lost anyway; cut it so the
+            // ERROR reaches the subscriber right after the last whole message.
+            subscriber.pointee.output.truncateToFrameBoundary()
+            fail(subscriber, .slowConsumer, "fell more than \(limit) bytes behind (slow-consumer policy: disconnect)")
+            return false
+        case .backpressure:
+            // Lossless: queue it anyway (the overshoot is bounded by one read batch of the
+            // publisher) and stop reading the publisher until this subscriber drains.
+            if !subscriber.pointee.pausedPublishers.contains(publisher.pointee.id) {
+                subscriber.pointee.pausedPublishers.append(publisher.pointee.id)
+                publisher.pointee.blockedOnCount += 1
+                statistics.publishersPaused &+= 1
+                logger.debug(
+                    "pausing publisher for a backpressure subscriber",
+                    metadata: peerMetadata(subscriber, ["publisher": "\(publisher.pointee.id)"]))
+            }
+            return true
+        }
+    }
+
+    private func sendDropNotice(_ subscriber: PeerPointer) {
+        let messages = subscriber.pointee.pendingDroppedMessages
+        guard messages > 0 else { return }
+        let bytes = subscriber.pointee.pendingDroppedBytes
+        subscriber.pointee.pendingDroppedMessages = 0
+        subscriber.pointee.pendingDroppedBytes = 0
+        logger.notice("subscriber caught up; telling it how many messages it lost",
+            metadata: peerMetadata(subscriber, ["dropped": "\(messages)"]))
+        enqueue(.dropped(DropNotice(messages: messages, bytes: bytes)), to: subscriber, control: false)
+    }
+
+    // MARK: - Output progress
+
+    /// The server wrote some of `peer`'s output. Sends a pending drop notice and resumes
+    /// paused publishers once the peer has drained below half its limit.
+    func didWrite(_ peer: PeerPointer) {
+        guard peer.pointee.state == .active else { return }
+        let halfLimit = peer.pointee.outputLimit / 2
+        guard peer.pointee.output.count <= halfLimit else { return }
+        if peer.pointee.pendingDroppedMessages != 0 { sendDropNotice(peer) }
+        if !peer.pointee.pausedPublishers.isEmpty { releasePausedPublishers(of: peer) }
+    }
+
+    private func releasePausedPublishers(of subscriber: PeerPointer) {
+        let ids = subscriber.pointee.pausedPublishers
+        subscriber.pointee.pausedPublishers.removeAll()
+        for id in ids {
+            guard let publisher = peer(id: id) else { continue }
+            publisher.pointee.blockedOnCount -= 1
+            if publisher.pointee.blockedOnCount == 0 && publisher.pointee.state == .active { resumed.append(publisher) }
+        }
+    }
+
+    // MARK: - Control frames
+
+    private func handleControlFrame(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
+        let type = FrameType(rawValue: header.type)!
+        if type == .subscribe {
+            // Decoded here rather than by FrameDecoder: a filter that is not UTF-8 is an
+            // invalid filter (the session goes on), not a malformed frame.
+            handleSubscribe(peer, header, body)
+            return
+        }
+        let frame: Frame
+        do {
+            frame = try FrameDecoder.decodeBody(type: type, header: header, body: body)
+        } catch .unsupportedFlags(let flags) {
+            requestError(peer, .unsupportedFlags, requestID: 0,
+                "\(type) flag bits 0x\(String(flags, radix: 16)) are not defined in this protocol version; frame ignored")
+            return
+        } catch {
+            if type == .hello, body.count >= 4, body.loadUnaligned(as: UInt32.self) != ProtocolVersion.helloMagic.littleEndian {
+                fail(peer, .notHerald, "HELLO does not start with the Herald magic; this is not a Herald client")
+            } else {
+                fail(peer, error.errorCode, "\(type): \(error)")
+            }
+            return
+        }
+        switch frame {
+        case .hello(let hello):
+            guard peer.pointee.state == .handshaking else {
+                fail(peer, .unexpectedFrame, "HELLO after the handshake")
+                return
+            }
+            welcome(peer, hello)
+        case .ping(let token):
+            enqueue(.pong(token: token), to: peer)
+        case .pong:
+            break  // The broker sends no PINGs yet; an unsolicited PONG is harmless.
+        case .goodbye:
+            enqueue(.goodbye(Goodbye(reason: 0, message: "goodbye")), to: peer)
+            beginClosing(peer, reason: "client said goodbye")
+        case .unsubscribe(let request):
+            guard let filter = peer.pointee.subscriptions.removeValue(forKey: request.subscriptionID) else {
+                requestError(peer, .unknownSubscription, requestID: request.requestID,
+                    "no active subscription with id \(request.subscriptionID)")
+                return
+            }
+            index.remove(filter, peer: peer, subscriptionID: request.subscriptionID)
+            enqueue(.ok(requestID: request.requestID), to: peer)
+        case .welcome, .error, .ok, .message, .dropped, .subscribe, .publish:
+            fail(peer, .unexpectedFrame, "\(type) is not sent by clients")
+        }
+    }
+
+    private func welcome(_ peer: PeerPointer, _ hello: Hello) {
+        let high = min(hello.maxVersion, ProtocolVersion.maximum)
+        guard hello.minVersion <= hello.maxVersion, high >= max(hello.minVersion, ProtocolVersion.minimum) else {
+            fail(peer, .unsupportedVersion,
+                "client speaks versions \(hello.minVersion)-\(hello.maxVersion), broker \(ProtocolVersion.minimum)-\(ProtocolVersion.maximum)")
+            return
+        }
+        let requested = Int(hello.outputLimit)
+        let limit = requested == 0 ? configuration.outputLimit : max(4096, min(requested, configuration.outputLimit))
+        peer.pointee.state = .active
+        peer.pointee.name = hello.clientName
+        let policy = hello.slowConsumerPolicy ?? configuration.defaultSlowConsumerPolicy
+        peer.pointee.policy = policy
+        peer.pointee.outputLimit = limit
+        peer.pointee.output.compactionThreshold = limit + configuration.maxFrameSize
+        enqueue(
+            .welcome(
+                Welcome(
+                    version: high, peerID: peer.pointee.id, credentials: peer.pointee.credentials, brokerPID: brokerPID,
+                    brokerUID: brokerUID, maxFrameSize: UInt32(configuration.maxFrameSize),
+                    maxTopicLength: UInt32(configuration.maxTopicLength),
+                    maxSubscriptions: UInt32(configuration.maxSubscriptionsPerPeer), outputLimit: UInt32(limit),
+                    slowConsumerPolicy: policy, serverName: configuration.serverName)), to: peer)
+        logger.info(
+            "peer connected",
+            metadata: peerMetadata(peer, ["gid": "\(peer.pointee.credentials.gid)", "policy": "\(policy)",
+                "output_limit": "\(limit)"]))
+    }
+
+    private func handleSubscribe(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
+        guard header.flags == 0, header.aux == 0 else {
+            fail(peer, header.flags != 0 ? .unsupportedFlags : .malformedFrame, "SUBSCRIBE with non-zero flags or aux")
+            return
+        }
+        guard body.count >= 8 else {
+            fail(peer, .malformedFrame, "SUBSCRIBE body of \(body.count) bytes is shorter than its 8 fixed bytes")
+            return
+        }
+        let requestID = UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))
+        let subscriptionID = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let filterBytes = UnsafeRawBufferPointer(rebasing: body[8...])
+        guard let text = String(validating: filterBytes, as: UTF8.self) else {
+            requestError(peer, .invalidFilter, requestID: requestID, "filter is not valid UTF-8")
+            return
+        }
+        let filter: TopicFilter
+        do {
+            filter = try TopicFilter(text, maxLength: configuration.maxTopicLength)
+        } catch {
+            requestError(peer, error.errorCode(isFilter: true), requestID: requestID, "filter '\(text.prefix(128))' \(error)")
+            return
+        }
+        guard peer.pointee.subscriptions[subscriptionID] == nil else {
+            requestError(peer, .duplicateSubscription, requestID: requestID,
+                "subscription id \(subscriptionID) is already in use on this connection")
+            return
+        }
+        guard peer.pointee.subscriptions.count < configuration.maxSubscriptionsPerPeer else {
+            requestError(peer, .tooManySubscriptions, requestID: requestID,
+                "this connection already has the maximum of \(configuration.maxSubscriptionsPerPeer) subscriptions")
+            return
+        }
+        peer.pointee.subscriptions[subscriptionID] = filter
+        index.insert(filter, peer: peer, subscriptionID: subscriptionID)
+        enqueue(.ok(requestID: requestID), to: peer)
+    }
+
+    // MARK: - Errors and closing
+
+    /// Sends a non-fatal ERROR: the request failed, the session goes on.
+    private func requestError(_ peer: PeerPointer, _ code: ErrorCode, requestID: UInt32, _ message: String) {
+        statistics.requestErrors &+= 1
+        logger.notice("request refused: \(code)", metadata: peerMetadata(peer, ["request": "\(requestID)", "error": "\(message)"]))
+        enqueue(.error(ErrorFrame(code, requestID: requestID, message: message)), to: peer)
+    }
+
+    /// Sends a fatal ERROR and closes the peer once it has been written.
+    func fail(_ peer: PeerPointer, _ code: ErrorCode, _ message: String, now: Double = MonotonicClock.now()) {
+        guard peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
+        if code != .notAuthorized && code != .tooManyConnections && code != .slowConsumer {
+            statistics.protocolErrors &+= 1
+            logger.warning("closing connection: \(code)", metadata: peerMetadata(peer, ["error": "\(message)"]))
+        }
+        enqueue(.error(ErrorFrame(code: code.rawValue, isFatal: true, requestID: 0, message: message)), to: peer, control: false)
+        beginClosing(peer, reason: "\(code): \(message)", now: now)
+    }
+
+    /// Stops routing to and reading from `peer`; the server closes it once its output is
+    /// written or its linger deadline passes.
+    func beginClosing(_ peer: PeerPointer, reason: String, now: Double = MonotonicClock.now(), linger: Double? = nil) {
+        guard peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
+        dropState(of: peer)
+        peer.pointee.state = .closing
+        peer.pointee.closeReason = reason
+        peer.pointee.closeDeadline = now + (linger ?? configuration.closeLinger)
+        touch(peer)
+    }
+
+    /// Removes `peer`'s subscriptions and releases the publishers it held paused.
+    private func dropState(of peer: PeerPointer) {
+        for (id, filter) in peer.pointee.subscriptions { index.remove(filter, peer: peer, subscriptionID: id) }
+        peer.pointee.subscriptions.removeAll()
+        releasePausedPublishers(of: peer)
+        peer.pointee.input.removeAll()
+    }
+
+    /// Appends a frame the broker itself produces. Replies (`control`) may exceed the
+    /// output limit by ``BrokerConfiguration/controlReplyAllowance``; a peer that piles up
+    /// more without reading is closed, so broker memory stays bounded.
+    private func enqueue(_ frame: Frame, to peer: PeerPointer, control: Bool = true) {
+        if control && peer.pointee.output.count > peer.pointee.outputLimit + configuration.controlReplyAllowance {
+            logger.warning("closing connection: not reading the broker's replies", metadata: peerMetadata(peer, [:]))
+            beginClosing(peer, reason: "not reading the broker's replies")
+            return
+        }
+        let bytes = FrameEncoder.encode(frame)
+        peer.pointee.output.append(bytes)
+        touch(peer)
+    }
+
+    // MARK: - Timers and shutdown
+
+    /// Closes peers that missed the handshake deadline; returns closing peers whose linger
+    /// deadline has passed (the server closes those sockets).
+    func expireDeadlines(now: Double) -> [PeerPointer] {
+        var expired: [PeerPointer] = []
+        for case let peer? in peers {
+            switch peer.pointee.state {
+            case .handshaking where now >= peer.pointee.handshakeDeadline:
+                fail(peer, .handshakeTimeout, "no HELLO within \(configuration.handshakeTimeout) seconds", now: now)
+            case .closing where now >= peer.pointee.closeDeadline:
+                expired.append(peer)
+            default:
+                break
+            }
+        }
+        return expired
+    }
+
+    /// Says GOODBYE to every peer; each closes once its queued output is written or the
+    /// shutdown grace period ends.
+    func beginShutdown(now: Double) {
+        for case let peer? in peers where peer.pointee.state == .active || peer.pointee.state == .handshaking {
+            enqueue(.goodbye(Goodbye(reason: ErrorCode.brokerShuttingDown.rawValue, message: "broker shutting down")),
+                to: peer, control: false)
+            beginClosing(peer, reason: "broker shutting down", now: now, linger: configuration.shutdownGrace)
+        }
+    }
+
+    private func peerMetadata(_ peer: PeerPointer, _ extra: Logger.Metadata) -> Logger.Metadata {
+        var metadata: Logger.Metadata = [
+            "peer": "\(peer.pointee.id)", "pid": "\(peer.pointee.credentials.pid)", "uid": "\(peer.pointee.credentials.uid)",
+        ]
+        if !peer.pointee.name.isEmpty { metadata["name"] = "\(peer.pointee.name)" }
+        metadata.merge(extra) { _, new in new }
+        return metadata
+    }
+}

@@ -1,0 +1,26 @@
+/// Broker-wide counters, kept as plain integers on the event-loop thread.
+public struct BrokerStatistics: Sendable, Equatable {
+    /// Connections accepted since start.
+    public var connectionsAccepted: UInt64 = 0
+    /// Connections refused at admission (policy or limit).
+    public var connectionsRefused: UInt64 = 0
+    /// Connections currently open.
+    public var connectionsOpen = 0
+    /// PUBLISH frames routed.
+    public var messagesPublished: UInt64 = 0
+    /// MESSAGE frames queued to subscribers.
+    public var messagesDelivered: UInt64 = 0
+    /// Deliveries dropped under the `drop` slow-consumer policy.
+    public var messagesDropped: UInt64 = 0
+    /// Subscribers disconnected under the `disconnect` policy.
+    public var slowConsumersDisconnected: UInt64 = 0
+    /// Times a publisher was paused for a `backpressure` subscriber.
+    public var publishersPaused: UInt64 = 0
+    /// Connections closed for a protocol violation (fatal ERROR).
+    public var protocolErrors: UInt64 = 0
+    /// Non-fatal ERROR frames sent (invalid topic, …).
+    public var requestErrors: UInt64 = 0
+
+    /// Creates zeroed counters.
+    public init() {}
+}

@@ -1,0 +1,87 @@
+import HeraldProtocol
+
+/// Index of a peer in the broker's peer table.
+typealias PeerSlot = Int32
+
+/// A peer is referenced by pointer on the hot path: no reference counting, no exclusivity
+/// checks. The table in ``BrokerCore`` owns the memory and frees it only between batches.
+typealias PeerPointer = UnsafeMutablePointer<Peer>
+
+/// One connection's state inside the routing core. The core never touches the socket; the
+/// server keeps `fd` only to find its way back.
+struct Peer: ~Copyable {
+    enum State {
+        /// Connected, HELLO not yet received.
+        case handshaking
+        /// WELCOME sent; may publish and subscribe.
+        case active
+        /// Refused or ending: input is ignored, queued output is flushed, then closed.
+        case closing
+        /// The socket is closed; the memory is freed at the end of the current batch.
+        case closed
+    }
+
+    let slot: PeerSlot
+    let id: UInt64
+    let fd: Int32
+    let credentials: PeerCredentials
+    var state = State.handshaking
+    var name = ""
+    var policy = SlowConsumerPolicy.drop
+    var outputLimit: Int
+    /// When a closing peer's socket is closed even if it did not read everything (monotonic seconds).
+    var closeDeadline = Double.infinity
+    var handshakeDeadline: Double
+    /// Whether the server asked epoll for EPOLLOUT because the socket was full.
+    var waitingForWritable = false
+    /// Why the peer is closing, for the disconnect log line.
+    var closeReason = ""
+
+    /// Bytes queued for this peer, written by the server.
+    var output = ByteQueue()
+    /// Bytes received but not yet processed: a partial frame, or the rest of a batch while
+    /// the peer is paused by backpressure.
+    var input = ByteQueue()
+
+    /// Active subscriptions by client-chosen id.
+    var subscriptions: [UInt32: TopicFilter] = [:]
+
+    // Route cache: the last topic this peer published and who receives it. Valid while
+    // `routeGeneration` equals the subscription index's generation.
+    var routeTopic = ByteQueue()
+    var route = PeerList()
+    var routeGeneration: UInt64 = .max
+
+    /// 1-based ordinal of the last PUBLISH frame, so an ERROR can name the one it refers to.
+    var publishOrdinal: UInt32 = 0
+
+    // Slow-consumer bookkeeping.
+    var pendingDroppedMessages: UInt64 = 0
+    var pendingDroppedBytes: UInt64 = 0
+    var totalDropped: UInt64 = 0
+    /// Number of backpressure subscribers this peer (as publisher) currently waits for.
+    var blockedOnCount = 0
+    /// Publishers (by peer id) paused because this subscriber is over its limit.
+    var pausedPublishers: [UInt64] = []
+
+    // Marks used by the core to deduplicate without sets: equal to the core's current epoch
+    // when the peer is already in the list being built.
+    var routeMark: UInt64 = 0
+    var touchedMark: UInt64 = 0
+
+    // Per-peer counters for introspection.
+    var messagesPublished: UInt64 = 0
+    var messagesReceived: UInt64 = 0
+
+    init(slot: PeerSlot, id: UInt64, fd: Int32, credentials: PeerCredentials, outputLimit: Int, handshakeDeadline: Double) {
+        self.slot = slot
+        self.id = id
+        self.fd = fd
+        self.credentials = credentials
+        self.outputLimit = outputLimit
+        self.handshakeDeadline = handshakeDeadline
+    }
+
+    /// Whether the server should stop reading this peer's socket.
+    var isReadPaused: Bool { blockedOnCount > 0 }
+}

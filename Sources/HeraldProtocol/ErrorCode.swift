@@ -1,0 +1,83 @@
+/// Numeric error codes carried by ERROR frames (and GOODBYE reasons).
+///
+/// Codes marked *fatal* are always sent with ``FrameFlags/fatal`` and the broker closes the
+/// connection after them; the others leave the session open.
+public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
+    /// Fatal. A frame's fields contradict each other or its length (e.g. topic longer than body).
+    case malformedFrame = 1
+    /// Fatal. The type byte names no frame this version defines.
+    case unknownFrameType = 2
+    /// Fatal. The header announces a frame longer than the negotiated maximum.
+    case frameTooLarge = 3
+    /// Fatal. Something other than HELLO arrived before the handshake completed.
+    case handshakeRequired = 4
+    /// Fatal. No protocol version in the client's range is supported.
+    case unsupportedVersion = 5
+    /// Fatal. The broker's admission policy refuses this peer's credentials.
+    case notAuthorized = 6
+    /// A topic is empty, not UTF-8, has an empty level, or contains `+`, `#` or NUL.
+    case invalidTopic = 7
+    /// A filter is not valid (`+` or `#` not alone in a level, `#` not last, …).
+    case invalidFilter = 8
+    /// A topic or filter is longer than the broker's maximum.
+    case topicTooLong = 9
+    /// The peer has as many subscriptions as the broker allows.
+    case tooManySubscriptions = 10
+    /// UNSUBSCRIBE named a subscription id that is not active.
+    case unknownSubscription = 11
+    /// SUBSCRIBE reused a subscription id that is still active.
+    case duplicateSubscription = 12
+    /// Topics starting with `$` belong to the broker; clients may not publish them.
+    case reservedTopic = 13
+    /// Fatal. The peer chose `disconnect` and fell more than its output limit behind.
+    case slowConsumer = 14
+    /// Fatal. The broker is at its connection limit.
+    case tooManyConnections = 15
+    /// Fatal. A frame arrived that this direction or state does not allow (second HELLO, …).
+    case unexpectedFrame = 16
+    /// GOODBYE reason: the broker is stopping.
+    case brokerShuttingDown = 17
+    /// A frame set flag bits this version does not define; the frame was ignored.
+    case unsupportedFlags = 18
+    /// Fatal. The HELLO did not start with the Herald magic: not a Herald client.
+    case notHerald = 19
+    /// Fatal. The client did not finish the handshake in time.
+    case handshakeTimeout = 20
+
+    /// Whether the broker closes the connection after sending this code.
+    public var isFatal: Bool {
+        switch self {
+        case .malformedFrame, .unknownFrameType, .frameTooLarge, .handshakeRequired, .unsupportedVersion,
+            .notAuthorized, .slowConsumer, .tooManyConnections, .unexpectedFrame, .notHerald, .handshakeTimeout:
+            true
+        case .invalidTopic, .invalidFilter, .topicTooLong, .tooManySubscriptions, .unknownSubscription,
+            .duplicateSubscription, .reservedTopic, .brokerShuttingDown, .unsupportedFlags:
+            false
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .malformedFrame: "malformed frame"
+        case .unknownFrameType: "unknown frame type"
+        case .frameTooLarge: "frame too large"
+        case .handshakeRequired: "handshake required"
+        case .unsupportedVersion: "unsupported protocol version"
+        case .notAuthorized: "not authorized"
+        case .invalidTopic: "invalid topic"
+        case .invalidFilter: "invalid filter"
+        case .topicTooLong: "topic too long"
+        case .tooManySubscriptions: "too many subscriptions"
+        case .unknownSubscription: "unknown subscription"
+        case .duplicateSubscription: "duplicate subscription"
+        case .reservedTopic: "reserved topic"
+        case .slowConsumer: "slow consumer"
+        case .tooManyConnections: "too many connections"
+        case .unexpectedFrame: "unexpected frame"
+        case .brokerShuttingDown: "broker shutting down"
+        case .unsupportedFlags: "unsupported flags"
+        case .notHerald: "not a Herald client"
+        case .handshakeTimeout: "handshake timeout"
+        }
+    }
+}

@@ -1,0 +1,143 @@
+/// Turns bytes into frames, checking every length and field.
+public enum FrameDecoder {
+    /// Checks a header as soon as its 8 bytes are in, before the body arrives, so an
+    /// oversized or unknown frame is refused without buffering it.
+    public static func validate(_ header: FrameHeader, maxFrameSize: Int) throws(FrameDecodingError) -> FrameType {
+        guard let type = FrameType(rawValue: header.type) else { throw .unknownType(header.type) }
+        // MESSAGE frames grow by the sender block on the way out, so a receiver allows for it.
+        let allowance = type == .message ? ProtocolLimits.messageSenderBlockSize : 0
+        guard header.frameLength <= maxFrameSize + allowance else {
+            throw .frameTooLarge(length: header.frameLength, maximum: maxFrameSize + allowance)
+        }
+        return type
+    }
+
+    /// Decodes the first frame in `bytes`. Returns nil when `bytes` does not hold a whole frame yet.
+    public static func decode(
+        _ bytes: UnsafeRawBufferPointer, maxFrameSize: Int = ProtocolLimits.maxFrameSizeCeiling
+    ) throws(FrameDecodingError) -> (frame: Frame, length: Int)? {
+        guard bytes.count >= FrameHeader.size else { return nil }
+        let header = FrameHeader(loadingFrom: bytes.baseAddress!)
+        let type = try validate(header, maxFrameSize: maxFrameSize)
+        guard bytes.count >= header.frameLength else { return nil }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[FrameHeader.size..<header.frameLength])
+        return (try decodeBody(type: type, header: header, body: body), header.frameLength)
+    }
+
+    /// Decodes the first frame in `bytes`; nil when incomplete.
+    public static func decode(
+        _ bytes: [UInt8], maxFrameSize: Int = ProtocolLimits.maxFrameSizeCeiling
+    ) throws(FrameDecodingError) -> (frame: Frame, length: Int)? {
+        do {
+            return try bytes.withUnsafeBytes { raw in try decode(raw, maxFrameSize: maxFrameSize) }
+        } catch let error as FrameDecodingError {
+            throw error
+        } catch {
+            fatalError("unreachable: decode throws only FrameDecodingError")
+        }
+    }
+
+    /// Decodes a body whose header has been validated.
+    public static func decodeBody(
+        type: FrameType, header: FrameHeader, body: UnsafeRawBufferPointer
+    ) throws(FrameDecodingError) -> Frame {
+        let allowedFlags: UInt8 = type == .error ? FrameFlags.fatal : 0
+        guard header.flags & ~allowedFlags == 0 else { throw .unsupportedFlags(header.flags & ~allowedFlags) }
+        if type != .publish && type != .message && header.aux != 0 {
+            throw .invalidValue("aux field must be zero for \(type)")
+        }
+        var reader = ByteReader(body)
+        let frame: Frame
+        switch type {
+        case .hello:
+            guard try reader.u32() == ProtocolVersion.helloMagic else { throw .invalidValue("HELLO magic") }
+            let minVersion = try reader.u16()
+            let maxVersion = try reader.u16()
+            let policyRaw = try reader.u8()
+            let policy = SlowConsumerPolicy(rawValue: policyRaw)
+            guard policy != nil || policyRaw == SlowConsumerPolicy.brokerDefaultWireValue else {
+                throw .invalidValue("slow-consumer policy \(policyRaw)")
+            }
+            _ = try reader.u8()
+            let nameLength = Int(try reader.u16())
+            let outputLimit = try reader.u32()
+            let capabilities = try reader.u32()
+            guard nameLength <= ProtocolLimits.maxClientNameLength else { throw .lengthOutOfRange }
+            guard nameLength == reader.remaining else { throw nameLength > reader.remaining ? .lengthOutOfRange : .trailingBytes }
+            let name = try reader.utf8(nameLength)
+            frame = .hello(
+                Hello(
+                    minVersion: minVersion, maxVersion: maxVersion, slowConsumerPolicy: policy,
+                    outputLimit: outputLimit, capabilities: capabilities, clientName: name))
+        case .welcome:
+            let version = try reader.u16()
+            _ = try reader.u16()
+            let peerID = try reader.u64()
+            let credentials = PeerCredentials(pid: try reader.u32(), uid: try reader.u32(), gid: try reader.u32())
+            let brokerPID = try reader.u32()
+            let brokerUID = try reader.u32()
+            let maxFrameSize = try reader.u32()
+            let maxTopicLength = try reader.u32()
+            let maxSubscriptions = try reader.u32()
+            let outputLimit = try reader.u32()
+            let policyRaw = try reader.u8()
+            guard let policy = SlowConsumerPolicy(rawValue: policyRaw) else {
+                throw .invalidValue("slow-consumer policy \(policyRaw)")
+            }
+            _ = try reader.u8()
+            let nameLength = Int(try reader.u16())
+            // Same limit as HELLO's client name; the encoder never writes more.
+            guard nameLength <= ProtocolLimits.maxClientNameLength else { throw .lengthOutOfRange }
+            guard nameLength == reader.remaining else { throw nameLength > reader.remaining ? .lengthOutOfRange : .trailingBytes }
+            frame = .welcome(
+                Welcome(
+                    version: version, peerID: peerID, credentials: credentials, brokerPID: brokerPID,
+                    brokerUID: brokerUID, maxFrameSize: maxFrameSize, maxTopicLength: maxTopicLength,
+                    maxSubscriptions: maxSubscriptions, outputLimit: outputLimit, slowConsumerPolicy: policy,
+                    serverName: try reader.utf8(nameLength)))
+        case .error:
+            let code = try reader.u16()
+            _ = try reader.u16()
+            let requestID = try reader.u32()
+            guard reader.remaining <= ProtocolLimits.maxErrorMessageLength else { throw .lengthOutOfRange }
+            let message = try reader.utf8(reader.remaining)
+            frame = .error(
+                ErrorFrame(code: code, isFatal: header.flags & FrameFlags.fatal != 0, requestID: requestID, message: message))
+        case .ping:
+            frame = .ping(token: try reader.u64())
+        case .pong:
+            frame = .pong(token: try reader.u64())
+        case .goodbye:
+            let reason = try reader.u16()
+            _ = try reader.u16()
+            guard reader.remaining <= ProtocolLimits.maxErrorMessageLength else { throw .lengthOutOfRange }
+            frame = .goodbye(Goodbye(reason: reason, message: try reader.utf8(reader.remaining)))
+        case .ok:
+            frame = .ok(requestID: try reader.u32())
+        case .subscribe:
+            let requestID = try reader.u32()
+            let subscriptionID = try reader.u32()
+            frame = .subscribe(
+                Subscribe(requestID: requestID, subscriptionID: subscriptionID, filter: try reader.utf8(reader.remaining)))
+        case .unsubscribe:
+            frame = .unsubscribe(Unsubscribe(requestID: try reader.u32(), subscriptionID: try reader.u32()))
+        case .publish:
+            let topicLength = Int(header.aux)
+            guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
+            let topic = try reader.bytes(topicLength)
+            frame = .publish(Publish(topic: topic, payload: reader.rest()))
+        case .message:
+            let senderID = try reader.u64()
+            let credentials = PeerCredentials(pid: try reader.u32(), uid: try reader.u32(), gid: try reader.u32())
+            _ = try reader.u32()
+            let topicLength = Int(header.aux)
+            guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
+            let topic = try reader.bytes(topicLength)
+            frame = .message(Delivery(senderID: senderID, sender: credentials, topic: topic, payload: reader.rest()))
+        case .dropped:
+            frame = .dropped(DropNotice(messages: try reader.u64(), bytes: try reader.u64()))
+        }
+        try reader.expectEnd()
+        return frame
+    }
+}

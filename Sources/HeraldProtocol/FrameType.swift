@@ -1,0 +1,44 @@
+/// The one-byte type of a frame (offset 4 of the header).
+public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// Client → broker: opens the session.
+    case hello = 0x01
+    /// Broker → client: accepts the session.
+    case welcome = 0x02
+    /// Broker → client: a request failed or the session is being closed.
+    case error = 0x03
+    /// Either direction: asks for a PONG with the same token.
+    case ping = 0x04
+    /// Either direction: answers a PING.
+    case pong = 0x05
+    /// Either direction: orderly end of the session.
+    case goodbye = 0x06
+    /// Broker → client: a request identified by its request id succeeded.
+    case ok = 0x07
+    /// Client → broker: adds a subscription.
+    case subscribe = 0x08
+    /// Client → broker: removes a subscription.
+    case unsubscribe = 0x09
+    /// Client → broker: a message for every matching subscriber.
+    case publish = 0x10
+    /// Broker → client: a delivered message, stamped with its sender.
+    case message = 0x11
+    /// Broker → client: messages were dropped because this client did not keep up.
+    case dropped = 0x12
+
+    public var description: String {
+        switch self {
+        case .hello: "HELLO"
+        case .welcome: "WELCOME"
+        case .error: "ERROR"
+        case .ping: "PING"
+        case .pong: "PONG"
+        case .goodbye: "GOODBYE"
+        case .ok: "OK"
+        case .subscribe: "SUBSCRIBE"
+        case .unsubscribe: "UNSUBSCRIBE"
+        case .publish: "PUBLISH"
+        case .message: "MESSAGE"
+        case .dropped: "DROPPED"
+        }
+    }
+}

@@ -1,0 +1,23 @@
+/// Size limits of the protocol, and the broker defaults a WELCOME reports.
+public enum ProtocolLimits {
+    /// Largest frame (header included) a broker accepts by default; WELCOME reports the
+    /// value in force.
+    public static let defaultMaxFrameSize = 1 << 20
+    /// Ceiling for a configured maximum frame size: the body length is a u32, but a frame
+    /// must also fit in an output queue, so it is kept well below that.
+    public static let maxFrameSizeCeiling = 64 << 20
+    /// Longest topic or filter by default, in UTF-8 bytes.
+    public static let defaultMaxTopicLength = 1024
+    /// Hard ceiling for topic length: the header's aux field is a u16.
+    public static let maxTopicLengthCeiling = Int(UInt16.max)
+    /// Longest client name in HELLO, in UTF-8 bytes.
+    public static let maxClientNameLength = 255
+    /// Longest message text in an ERROR or GOODBYE frame, in UTF-8 bytes.
+    public static let maxErrorMessageLength = 1024
+    /// Default number of subscriptions one connection may hold.
+    public static let defaultMaxSubscriptions = 10_000
+    /// Default output limit per connection: queued bytes the broker keeps for a subscriber.
+    public static let defaultOutputLimit = 8 << 20
+    /// Bytes the broker adds in front of the topic when it turns a PUBLISH into a MESSAGE.
+    public static let messageSenderBlockSize = 24
+}

@@ -1,0 +1,92 @@
+import HeraldProtocol
+import Logging
+import Testing
+
+@testable import HeraldBroker
+
+/// Drives a ``BrokerCore`` with encoded frames and reads back what it queued, with no sockets.
+final class CoreHarness {
+    let core: BrokerCore
+    var clock = 1000.0
+
+    init(configure: (inout BrokerConfiguration) -> Void = { _ in }) {
+        var configuration = BrokerConfiguration()
+        configure(&configuration)
+        core = BrokerCore(
+            configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+            brokerPID: 4242, brokerUID: 1000)
+    }
+
+    /// Opens a connection; with `hello` set, completes the handshake and checks the WELCOME.
+    func connect(
+        uid: UInt32 = 1000, pid: UInt32 = 77, name: String = "test", policy: SlowConsumerPolicy? = nil,
+        outputLimit: UInt32 = 0, hello: Bool = true
+    ) -> PeerPointer {
+        let peer = core.connect(fd: -1, credentials: PeerCredentials(pid: pid, uid: uid, gid: uid), now: clock)
+        if hello {
+            send(peer, .hello(Hello(slowConsumerPolicy: policy, outputLimit: outputLimit, clientName: name)))
+            let frames = drain(peer)
+            guard case .welcome = frames.first else {
+                Issue.record("expected WELCOME, got \(frames)")
+                return peer
+            }
+        }
+        return peer
+    }
+
+    func send(_ peer: PeerPointer, _ frame: Frame) {
+        send(peer, FrameEncoder.encode(frame))
+    }
+
+    func send(_ peer: PeerPointer, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { core.receive(peer, $0) }
+    }
+
+    /// Subscribes and expects OK.
+    func subscribe(_ peer: PeerPointer, _ filter: String, id: UInt32) {
+        send(peer, .subscribe(Subscribe(requestID: id + 1000, subscriptionID: id, filter: filter)))
+        #expect(drain(peer) == [.ok(requestID: id + 1000)])
+    }
+
+    func publish(_ peer: PeerPointer, _ topic: String, _ payload: [UInt8] = []) {
+        send(peer, .publish(Publish(topic: topic, payload: payload)))
+    }
+
+    /// Decodes and removes everything queued for `peer`, as a server that wrote it all would.
+    func drain(_ peer: PeerPointer) -> [Frame] {
+        var frames: [Frame] = []
+        while !peer.pointee.output.isEmpty {
+            let bytes = UnsafeRawBufferPointer(start: peer.pointee.output.readPointer, count: peer.pointee.output.count)
+            guard let (frame, length) = try! FrameDecoder.decode(bytes) else {
+                Issue.record("partial frame left in output queue")
+                break
+            }
+            frames.append(frame)
+            peer.pointee.output.consume(length)
+            core.didWrite(peer)
+        }
+        return frames
+    }
+
+    /// Payloads of the MESSAGE frames in `frames`.
+    static func payloads(_ frames: [Frame]) -> [[UInt8]] {
+        frames.compactMap { if case .message(let delivery) = $0 { delivery.payload } else { nil } }
+    }
+
+    /// The first ERROR in `frames`.
+    static func firstError(_ frames: [Frame]) -> ErrorFrame? {
+        frames.lazy.compactMap { if case .error(let error) = $0 { error } else { nil } }.first
+    }
+}
+
+/// Copyable views of a peer for `#expect` (which cannot look through non-copyable values).
+extension UnsafeMutablePointer where Pointee == Peer {
+    var state: Peer.State { pointee.state }
+    var peerID: UInt64 { pointee.id }
+    var name: String { pointee.name }
+    var queuedOutput: Int { pointee.output.count }
+    var outputCapacity: Int { pointee.output.capacity }
+    var hasBufferedInput: Bool { !pointee.input.isEmpty }
+    var isReadPaused: Bool { pointee.isReadPaused }
+    var totalDropped: UInt64 { pointee.totalDropped }
+}
