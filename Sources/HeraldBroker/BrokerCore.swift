@@ -141,16 +141,38 @@ public final class BrokerCore {
         released.append(peer)
     }
 
-    /// Ends a batch: forgets ``touched`` and ``resumed`` and frees removed peers.
-    func endBatch() {
-        touched.removeAll(keepingCapacity: true)
-        resumed.removeAll(keepingCapacity: true)
+    /// Hands over the peers with new output and starts a new batch, so a peer touched
+    /// while they are being flushed is listed again.
+    func takeTouched() -> [PeerPointer] {
         batchEpoch &+= 1
+        defer { touched.removeAll(keepingCapacity: true) }
+        return touched
+    }
+
+    /// Hands over the publishers whose reading may resume.
+    func takeResumed() -> [PeerPointer] {
+        defer { resumed.removeAll(keepingCapacity: true) }
+        return resumed
+    }
+
+    /// Frees the peers removed since the last call, after dropping them from ``touched``
+    /// and ``resumed``. The caller must hold no other pointer to a closed peer.
+    func freeRemovedPeers() {
+        guard !released.isEmpty else { return }
+        touched.removeAll { $0.pointee.state == .closed }
+        resumed.removeAll { $0.pointee.state == .closed }
         for peer in released {
             freeSlots.append(peer.pointee.slot)
             free(peer)
         }
         released.removeAll(keepingCapacity: true)
+    }
+
+    /// Ends a batch without a server: forgets ``touched`` and ``resumed`` and frees removed peers.
+    func endBatch() {
+        _ = takeTouched()
+        _ = takeResumed()
+        freeRemovedPeers()
     }
 
     private func free(_ peer: PeerPointer) {
@@ -227,15 +249,17 @@ public final class BrokerCore {
     /// Validates a non-PUBLISH header (or any header before the handshake) as soon as it
     /// arrives, so an oversized or out-of-place frame is refused before its body is buffered.
     private func checkHeader(_ peer: PeerPointer, _ header: FrameHeader) -> Bool {
-        let type: FrameType
-        do {
-            type = try FrameDecoder.validate(header, maxFrameSize: configuration.maxFrameSize)
-        } catch {
-            fail(peer, error.errorCode, error.description)
+        // Before the handshake only HELLO makes sense; saying so beats "unknown type 0x2f"
+        // for whatever connected by mistake.
+        if peer.pointee.state == .handshaking && header.type != FrameType.hello.rawValue {
+            let name = FrameType(rawValue: header.type).map { "\($0)" } ?? "bytes that are not a Herald frame"
+            fail(peer, .handshakeRequired, "expected HELLO, got \(name)")
             return false
         }
-        if peer.pointee.state == .handshaking && type != .hello {
-            fail(peer, .handshakeRequired, "expected HELLO, got \(type)")
+        do {
+            _ = try FrameDecoder.validate(header, maxFrameSize: configuration.maxFrameSize)
+        } catch {
+            fail(peer, error.errorCode, error.description)
             return false
         }
         return true
@@ -342,11 +366,7 @@ public final class BrokerCore {
             let pending = subscriber.pointee.pendingDroppedMessages
             let threshold = pending == 0 ? limit : limit / 2
             if queued > 0 && queued + length > threshold {
-                if pending == 0 {
-                    logger.warning(
-                        "subscriber over its output limit; dropping its messages until it catches up",
-                        metadata: peerMetadata(subscriber, ["queued": "\(queued)", "limit": "\(limit)"]))
-                }
+                if pending == 0 { logDropEpisode(subscriber, queued: queued) }
                 subscriber.pointee.pendingDroppedMessages &+= 1
                 subscriber.pointee.pendingDroppedBytes &+= UInt64(length)
                 subscriber.pointee.totalDropped &+= 1
@@ -379,13 +399,27 @@ public final class BrokerCore {
         }
     }
 
+    /// Logs the start of a run of drops, at most once a second per subscriber so a peer
+    /// hovering at its limit cannot flood the log (the counters still count every drop).
+    private func logDropEpisode(_ subscriber: PeerPointer, queued: Int) {
+        let now = MonotonicClock.now()
+        guard now - subscriber.pointee.lastDropLog >= 1 else { return }
+        subscriber.pointee.lastDropLog = now
+        logger.warning(
+            "subscriber over its output limit; dropping its messages until it catches up",
+            metadata: peerMetadata(subscriber, [
+                "queued": "\(queued)", "limit": "\(subscriber.pointee.outputLimit)",
+                "dropped_so_far": "\(subscriber.pointee.totalDropped)",
+            ]))
+    }
+
     private func sendDropNotice(_ subscriber: PeerPointer) {
         let messages = subscriber.pointee.pendingDroppedMessages
         guard messages > 0 else { return }
         let bytes = subscriber.pointee.pendingDroppedBytes
         subscriber.pointee.pendingDroppedMessages = 0
         subscriber.pointee.pendingDroppedBytes = 0
-        logger.notice("subscriber caught up; telling it how many messages it lost",
+        logger.debug("subscriber caught up; telling it how many messages it lost",
             metadata: peerMetadata(subscriber, ["dropped": "\(messages)"]))
         enqueue(.dropped(DropNotice(messages: messages, bytes: bytes)), to: subscriber, control: false)
     }
@@ -494,8 +528,15 @@ public final class BrokerCore {
     }
 
     private func handleSubscribe(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
-        guard header.flags == 0, header.aux == 0 else {
-            fail(peer, header.flags != 0 ? .unsupportedFlags : .malformedFrame, "SUBSCRIBE with non-zero flags or aux")
+        guard header.aux == 0 else {
+            fail(peer, .malformedFrame, "SUBSCRIBE with a non-zero aux field")
+            return
+        }
+        guard header.flags == 0 else {
+            // Like every other frame with undefined flags: refused, the session goes on.
+            let requestID = body.count >= 4 ? UInt32(littleEndian: body.loadUnaligned(as: UInt32.self)) : 0
+            requestError(peer, .unsupportedFlags, requestID: requestID,
+                "SUBSCRIBE flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version; frame ignored")
             return
         }
         guard body.count >= 8 else {

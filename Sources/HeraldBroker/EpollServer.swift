@@ -82,7 +82,7 @@ public final class EpollServer {
         onReady?()
         var nextTimerCheck = MonotonicClock.now() + 1
         while true {
-            let timeout: Int32 = pendingReads.isEmpty ? 500 : 0
+            let timeout: Int32 = pendingReads.isEmpty && core.resumed.isEmpty && core.touched.isEmpty ? 500 : 0
             let count = herald_epoll_wait(epollFD, events, EpollServer.eventCapacity, timeout)
             for position in 0..<Int(max(count, 0)) {
                 let event = events[position]
@@ -102,6 +102,9 @@ public final class EpollServer {
                 for peer in core.expireDeadlines(now: now) { closePeer(peer, reason: "closing deadline passed") }
                 flushTouched()
             }
+            // Closed peers are freed only here, once no list of this iteration points at them.
+            pendingReads.removeAll { $0.pointee.state == .closed }
+            core.freeRemovedPeers()
             if stopping && core.peerCount == 0 { break }
         }
         return .signalled(stopSignal)
@@ -165,13 +168,16 @@ public final class EpollServer {
         if events & HERALD_EV_OUT != 0 {
             flush(peer)
         }
-        if events & (HERALD_EV_IN | HERALD_EV_RDHUP | HERALD_EV_HUP | HERALD_EV_ERR) != 0 {
-            readFrom(peer)
+        let hangup = events & (HERALD_EV_RDHUP | HERALD_EV_HUP | HERALD_EV_ERR) != 0
+        if hangup || events & HERALD_EV_IN != 0 {
+            readFrom(peer, hangup: hangup)
         }
     }
 
-    /// Reads until the socket is drained, the peer is paused, or its turn is used up.
-    private func readFrom(_ peer: PeerPointer) {
+    /// Reads until the socket is drained, the peer is paused, or its turn is used up. With
+    /// `hangup` the peer has shut down its side: read on to end of stream even after a
+    /// short read, because edge-triggered epoll will not report the hangup again.
+    private func readFrom(_ peer: PeerPointer, hangup: Bool) {
         var turns = EpollServer.readsPerTurn
         while turns > 0 {
             let state = peer.pointee.state
@@ -191,8 +197,8 @@ public final class EpollServer {
             if n > 0 {
                 core.receive(peer, UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: n))
                 // A short read means the socket buffer is drained for now; the next arrival
-                // raises a new edge.
-                if n < readBuffer.count { return }
+                // raises a new edge (saves one read per wakeup on the hot path).
+                if n < readBuffer.count && !hangup { return }
                 turns -= 1
             } else if n == 0 {
                 peerEnded(peer, reason: "connection closed by peer")
@@ -217,29 +223,30 @@ public final class EpollServer {
         }
     }
 
+    /// Continues reading peers that still have input: those whose turn ran out, and
+    /// publishers a drained subscriber released.
     private func servicePendingReads() {
-        guard !pendingReads.isEmpty || !core.resumed.isEmpty else { return }
+        let resumed = core.takeResumed()
+        guard !pendingReads.isEmpty || !resumed.isEmpty else { return }
         var work = pendingReads
         pendingReads.removeAll(keepingCapacity: true)
-        for peer in core.resumed where peer.pointee.state == .active {
+        for peer in resumed where peer.pointee.state == .active {
             core.processBufferedInput(peer)
+            // Edge-triggered: the socket may hold data whose edge was spent while paused.
             if !peer.pointee.isReadPaused { work.append(peer) }
         }
-        for peer in work where peer.pointee.state != .closed { readFrom(peer) }
+        for peer in work where peer.pointee.state != .closed { readFrom(peer, hangup: true) }
     }
 
-    /// Writes every peer that got output in this batch, then closes those that are done.
+    /// Writes every peer that got output, once per round; writing can release paused
+    /// publishers whose buffered input produces more output, so a few rounds may run.
     private func flushTouched() {
-        // Flushing can release paused publishers, whose input then produces more output.
-        var rounds = 0
-        while !core.touched.isEmpty && rounds < 4 {
-            let batch = core.touched
-            core.endBatch()
+        for _ in 0..<4 {
+            let batch = core.takeTouched()
+            if batch.isEmpty { return }
             for peer in batch where peer.pointee.state != .closed { flush(peer) }
-            rounds += 1
-            if !core.resumed.isEmpty { servicePendingReads() }
+            servicePendingReads()
         }
-        if rounds == 0 { core.endBatch() }
     }
 
     private func flush(_ peer: PeerPointer) {

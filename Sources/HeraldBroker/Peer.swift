@@ -59,6 +59,8 @@ struct Peer: ~Copyable {
     var pendingDroppedMessages: UInt64 = 0
     var pendingDroppedBytes: UInt64 = 0
     var totalDropped: UInt64 = 0
+    /// When the last "dropping" warning was logged for this peer (rate limit).
+    var lastDropLog = -Double.infinity
     /// Number of backpressure subscribers this peer (as publisher) currently waits for.
     var blockedOnCount = 0
     /// Publishers (by peer id) paused because this subscriber is over its limit.

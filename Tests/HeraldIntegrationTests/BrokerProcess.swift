@@ -1,0 +1,101 @@
+import CHeraldSys
+import Foundation
+import Testing
+
+/// A real `heraldd` started for one test on its own abstract address. Readiness comes from
+/// the broker's sd_notify READY=1 on a NOTIFY_SOCKET the test listens on, never from a sleep.
+/// The process is killed when the value goes away if the test did not stop it.
+final class BrokerProcess: @unchecked Sendable {
+    let address: String
+    let process = Process()
+    let logURL: URL
+    private var stopped = false
+
+    /// Starts `heraldd --address <unique> <arguments>` and waits until it is ready.
+    init(_ arguments: [String] = [], purpose: String = "broker", logLevel: String = "info") throws {
+        address = TestEnvironment.uniqueAddress(purpose)
+        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("heraldd-\(getpid())-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+
+        let notify = try NotifySocket()
+        process.executableURL = URL(fileURLWithPath: TestEnvironment.heralddPath)
+        process.arguments = ["--address", address, "--log-level", logLevel] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = notify.address
+        environment.removeValue(forKey: "HERALD_ADDRESS")
+        process.environment = environment
+        process.standardError = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        guard notify.waitForReady(timeout: 20) else {
+            process.terminate()
+            throw BrokerProcessError.notReady(log: log)
+        }
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: logURL)
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// What the broker logged so far.
+    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and waits (bounded) for the exit status.
+    func stop(signal: Int32 = SIGTERM, timeout: Double = 15) -> Int32? {
+        kill(process.processIdentifier, signal)
+        return waitForExit(timeout: timeout)
+    }
+
+    /// Waits for the process to exit; nil if it is still running after `timeout` seconds.
+    func waitForExit(timeout: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        guard !process.isRunning else { return nil }
+        return process.terminationStatus
+    }
+}
+
+enum BrokerProcessError: Error, CustomStringConvertible {
+    case notReady(log: String)
+    var description: String {
+        switch self {
+        case .notReady(let log): "heraldd did not report READY=1; its log:\n\(log)"
+        }
+    }
+}
+
+/// The listening end of the sd_notify protocol: a datagram socket on an abstract name.
+final class NotifySocket {
+    let fd: Int32
+    let address: String
+
+    init() throws {
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let name = "herald-notify/\(getpid())/\(UUID().uuidString)"
+        address = "@" + name
+        let bound = name.withCString { herald_unix_bind(fd, $0, strlen($0), 1) }
+        guard fd >= 0, bound == 0 else { throw POSIXError(.EADDRINUSE) }
+    }
+
+    deinit { close(fd) }
+
+    /// Reads notifications until one says READY=1.
+    func waitForReady(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let remaining = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
+            guard poll(&poller, 1, remaining) > 0 else { continue }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            guard n > 0 else { continue }
+            let text = String(decoding: buffer[..<n], as: UTF8.self)
+            if text.split(separator: "\n").contains("READY=1") { return true }
+        }
+        return false
+    }
+}

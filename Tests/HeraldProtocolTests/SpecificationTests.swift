@@ -1,0 +1,47 @@
+import HeraldProtocol
+import Testing
+
+/// PROTOCOL.md must agree with the code it specifies: frame types, error codes and the
+/// worked example are checked, so the document cannot drift silently.
+@Suite struct SpecificationTests {
+    let document: SpecificationDocument
+
+    init() throws { document = try SpecificationDocument() }
+
+    @Test func frameTypeTableListsEveryTypeWithItsByte() throws {
+        let rows = try document.tableRows(after: "frame-types")
+        let listed = rows.map { "\($0[0]) \($0[1])" }
+        let expected = FrameType.allCases.map {
+            "0x\(String($0.rawValue, radix: 16, uppercase: true).leftPadded(to: 2)) \($0)"
+        }
+        #expect(listed == expected)
+    }
+
+    @Test func errorCodeTableListsEveryCodeWithNameAndFatality() throws {
+        let rows = try document.tableRows(after: "error-codes")
+        let listed = rows.map { "\($0[0]) \($0[1]) \($0[2])" }
+        let expected = ErrorCode.allCases.map {
+            "\($0.rawValue) `\(ProtocolNames.name(of: $0))` \($0.isFatal ? "fatal" : "non-fatal")"
+        }
+        #expect(listed == expected)
+    }
+
+    /// The example's hex is the session vector file's, frame for frame and direction for
+    /// direction; FrameVectorTests checks those against the real encoder and decoder.
+    @Test func workedExampleIsTheSessionVectorFile() throws {
+        let example = try document.hexListing(after: "worked-example")
+        let session = try VectorCatalog.vectors(in: "session.json")
+        try #require(
+            example.count == session.count, "the example has \(example.count) frames, session.json \(session.count)")
+        for (shown, vector) in zip(example, session) {
+            #expect(Hex.string(shown.bytes) == Hex.string(vector.bytes), "\(vector)")
+            #expect(shown.direction == (vector.direction == "c2s" ? "C→B" : "B→C"), "\(vector)")
+        }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
+    }
+}
