@@ -1,0 +1,105 @@
+import HeraldProtocol
+import Logging
+
+/// A ``BrokerCore`` driven without sockets: peers are handles, bytes go in with
+/// ``feed(_:_:)`` and what the broker queued for a peer comes out of ``drain(_:into:)``.
+/// For benchmarks of the routing core and for fuzzing the session state machine; it runs
+/// exactly the code the epoll server runs, minus the system calls.
+public final class InMemoryBroker {
+    /// A connected peer.
+    public struct PeerHandle: Hashable, Sendable {
+        fileprivate let slot: Int32
+        fileprivate let id: UInt64
+    }
+
+    /// The core being driven.
+    public let core: BrokerCore
+    private var clock = 0.0
+
+    /// Creates a broker with `configuration` whose own uid is `brokerUID`.
+    public init(configuration: BrokerConfiguration = BrokerConfiguration(), brokerUID: UInt32 = 1000,
+        logger: Logger = Logger(label: "herald.in-memory", factory: { _ in SwiftLogNoOpLogHandler() }))
+    {
+        core = BrokerCore(configuration: configuration, logger: logger, brokerPID: 1, brokerUID: brokerUID)
+    }
+
+    /// Connects a peer with the given credentials (no handshake yet).
+    public func connect(pid: UInt32 = 100, uid: UInt32 = 1000, gid: UInt32 = 1000) -> PeerHandle {
+        clock += 0.001
+        let peer = core.connect(fd: -1, credentials: PeerCredentials(pid: pid, uid: uid, gid: gid), now: clock)
+        return PeerHandle(slot: peer.pointee.slot, id: peer.pointee.id)
+    }
+
+    private func pointer(_ handle: PeerHandle) -> PeerPointer? {
+        guard let peer = core.peerPointer(slot: handle.slot), peer.pointee.id == handle.id,
+            peer.pointee.state != .closed
+        else { return nil }
+        return peer
+    }
+
+    /// Whether the peer is still connected (not closed by the broker or by ``disconnect(_:)``).
+    public func isOpen(_ handle: PeerHandle) -> Bool {
+        guard let peer = pointer(handle) else { return false }
+        return peer.pointee.state == .active || peer.pointee.state == .handshaking
+    }
+
+    /// Feeds bytes as if read from the peer's socket, then resumes any publisher a drain released.
+    public func feed(_ handle: PeerHandle, _ bytes: UnsafeRawBufferPointer) {
+        guard let peer = pointer(handle) else { return }
+        core.receive(peer, bytes)
+    }
+
+    /// Feeds bytes as if read from the peer's socket.
+    public func feed(_ handle: PeerHandle, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { feed(handle, $0) }
+    }
+
+    /// Bytes queued for the peer.
+    public func queuedBytes(_ handle: PeerHandle) -> Int {
+        pointer(handle)?.pointee.output.count ?? 0
+    }
+
+    /// Removes everything queued for the peer, as a socket that accepted it all would, and
+    /// returns the number of bytes. With `into`, the bytes are appended there.
+    @discardableResult
+    public func drain(_ handle: PeerHandle, into sink: UnsafeMutableRawBufferPointer? = nil) -> Int {
+        guard let peer = pointer(handle) else { return 0 }
+        let count = peer.pointee.output.count
+        if count > 0 {
+            if let sink, let base = sink.baseAddress {
+                base.copyMemory(from: peer.pointee.output.readPointer, byteCount: min(count, sink.count))
+            }
+            peer.pointee.output.consume(count)
+        }
+        core.didWrite(peer)
+        return count
+    }
+
+    /// Decodes and removes everything queued for the peer.
+    public func drainFrames(_ handle: PeerHandle) -> [Frame] {
+        guard let peer = pointer(handle) else { return [] }
+        var frames: [Frame] = []
+        while !peer.pointee.output.isEmpty {
+            let bytes = UnsafeRawBufferPointer(start: peer.pointee.output.readPointer, count: peer.pointee.output.count)
+            guard let decoded = try? FrameDecoder.decode(bytes) else { break }
+            frames.append(decoded.frame)
+            peer.pointee.output.consume(decoded.length)
+        }
+        core.didWrite(peer)
+        return frames
+    }
+
+    /// Closes the peer as if its socket ended.
+    public func disconnect(_ handle: PeerHandle) {
+        guard let peer = pointer(handle) else { return }
+        core.remove(peer, reason: "disconnected by the in-memory driver")
+    }
+
+    /// Ends a batch: continues publishers released by drains and frees closed peers.
+    public func endBatch() {
+        for peer in core.takeResumed() where peer.pointee.state == .active { core.processBufferedInput(peer) }
+        _ = core.takeTouched()
+        for peer in core.openPeers where peer.pointee.state == .closing { core.remove(peer, reason: "closed") }
+        core.freeRemovedPeers()
+    }
+}
