@@ -5,7 +5,7 @@ import Testing
 /// Every class of bad input, written as raw bytes to a real heraldd: the offender gets a
 /// specific ERROR (and is closed when the error is fatal); the broker keeps running and a
 /// bystander subscriber keeps receiving.
-@Suite("heraldd: bad input")
+@Suite("heraldd: bad input", .timeLimit(.minutes(2)))
 struct BadInputIntegrationTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let name: String

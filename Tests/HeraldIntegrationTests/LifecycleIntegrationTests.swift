@@ -2,7 +2,7 @@ import Foundation
 import HeraldProtocol
 import Testing
 
-@Suite("heraldd: connections and lifecycle")
+@Suite("heraldd: connections and lifecycle", .timeLimit(.minutes(2)))
 struct LifecycleIntegrationTests {
     @Test func thousandAbruptDisconnectsLeakNoDescriptors() throws {
         let broker = try BrokerProcess()

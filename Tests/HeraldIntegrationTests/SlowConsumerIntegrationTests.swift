@@ -6,7 +6,7 @@ import Testing
 /// the publisher is never blocked by a `drop` or `disconnect` subscriber, the fast
 /// subscriber receives everything, the stalled one gets exactly what its mode promises,
 /// and the broker's memory stays bounded.
-@Suite("heraldd: slow consumers")
+@Suite("heraldd: slow consumers", .timeLimit(.minutes(2)))
 struct SlowConsumerIntegrationTests {
     static let messageCount = 100_000
     static let outputLimit = 256 << 10

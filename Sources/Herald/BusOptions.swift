@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HeraldProtocol
+
+/// How a ``Bus`` connects and how much it buffers.
+public struct BusOptions: Sendable {
+    /// A name for this client in the broker's logs and introspection (at most 255 UTF-8
+    /// bytes are sent). Defaults to ``defaultClientName``.
+    public var clientName: String
+    /// What the broker does when this client does not read its messages fast enough.
+    public var slowConsumerPolicy: SlowConsumerPolicy
+    /// Bytes the broker may queue for this client before the slow-consumer policy applies;
+    /// nil takes the broker's default. The broker may lower it; ``BrokerInfo/outputLimit``
+    /// reports the value in force.
+    public var outputLimit: Int?
+    /// Bound, in bytes, on published frames not yet written to the socket. A publish that
+    /// would exceed it suspends until the I/O thread has written enough; nothing is ever
+    /// dropped. (Up to about twice this much can be in flight: one buffer being written, one
+    /// being filled.)
+    public var publishBufferLimit: Int
+    /// Bound, in bytes, on messages delivered to one subscription that its consumer has not
+    /// taken yet. When a subscription exceeds it, the client stops reading the socket until
+    /// the consumer catches up, so the broker's slow-consumer policy decides what happens;
+    /// the client itself never drops a message. While reading is paused, replies to
+    /// `Bus.subscribe` and `Bus.flush()` wait too.
+    public var subscriptionBufferLimit: Int
+    /// How long ``Bus/connect(to:options:)`` waits for the broker's WELCOME.
+    public var connectTimeout: Duration
+
+    /// Creates options; every parameter has a default suited to ordinary use.
+    public init(
+        clientName: String = BusOptions.defaultClientName,
+        slowConsumerPolicy: SlowConsumerPolicy = .drop,
+        outputLimit: Int? = nil,
+        publishBufferLimit: Int = 8 << 20,
+        subscriptionBufferLimit: Int = 8 << 20,
+        connectTimeout: Duration = .seconds(5)
+    ) {
+        self.clientName = clientName
+        self.slowConsumerPolicy = slowConsumerPolicy
+        self.outputLimit = outputLimit
+        self.publishBufferLimit = publishBufferLimit
+        self.subscriptionBufferLimit = subscriptionBufferLimit
+        self.connectTimeout = connectTimeout
+    }
+
+    /// The process name from `/proc/self/comm`, or `herald-client` if it cannot be read.
+    public static var defaultClientName: String {
+        let fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "herald-client" }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return "herald-client" }
+        var name = bytes[..<count]
+        while let last = name.last, last == UInt8(ascii: "\n") || last == 0 { name = name.dropLast() }
+        guard !name.isEmpty, let text = String(validating: name, as: UTF8.self) else { return "herald-client" }
+        return text
+    }
+}

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HeraldProtocol
+
+/// Everything that can go wrong when talking to a Herald broker, named for what happened
+/// to the caller rather than for the system call that failed.
+public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Nothing accepted the connection at `address` (no broker running, wrong name, no permission).
+    case brokerUnreachable(address: String, reason: String)
+    /// The broker's admission policy refused this process, which runs as `uid`.
+    case notAuthorized(uid: UInt32, message: String)
+    /// The broker answered the handshake with something other than WELCOME, or nothing usable.
+    case handshakeFailed(String)
+    /// The broker speaks no protocol version this library speaks.
+    case unsupportedVersion
+    /// A topic is not publishable (`reason` says why, e.g. "it has an empty level"); nothing was sent.
+    case invalidTopic(String, reason: String)
+    /// A subscription filter is not valid (`reason` says why).
+    case invalidFilter(String, reason: String)
+    /// A message's frame (8-byte header, topic and payload) of `size` bytes exceeds the
+    /// broker's `maximum`; nothing was sent.
+    case messageTooLarge(size: Int, maximum: Int)
+    /// The connection already holds as many subscriptions as the broker allows.
+    case tooManySubscriptions
+    /// The broker refused a request with an error this library has no specific case for.
+    /// `code` is an ``ErrorCode`` raw value (possibly one newer than this library).
+    case brokerError(code: UInt16, message: String)
+    /// The broker disconnected this client for falling behind (slow-consumer policy `disconnect`).
+    case slowConsumerDisconnected(String)
+    /// The broker ended the connection: it said GOODBYE (for example because it is shutting
+    /// down) or closed the socket.
+    case connectionClosed(reason: String)
+    /// The connection broke: an I/O error, or the broker violated the protocol.
+    case connectionLost(String)
+    /// The bus was closed with ``Bus/close()``, or is being closed.
+    case closed
+    /// The broker did not answer in time.
+    case timeout
+
+    /// The error a broker's ERROR frame stands for. `filter` names the filter of the
+    /// SUBSCRIBE the error answers, if it answers one.
+    static func fromBroker(_ frame: ErrorFrame, filter: String? = nil) -> HeraldError {
+        switch frame.knownCode {
+        case .notAuthorized: .notAuthorized(uid: UInt32(getuid()), message: frame.message)
+        case .unsupportedVersion: .unsupportedVersion
+        case .invalidFilter: .invalidFilter(filter ?? "", reason: frame.message)
+        case .topicTooLong where filter != nil: .invalidFilter(filter ?? "", reason: frame.message)
+        case .tooManySubscriptions: .tooManySubscriptions
+        case .slowConsumer: .slowConsumerDisconnected(frame.message)
+        default: .brokerError(code: frame.code, message: frame.message)
+        }
+    }
+
+    /// A human-readable explanation, suitable for an error line.
+    public var description: String {
+        switch self {
+        case .brokerUnreachable(let address, let reason):
+            "cannot reach a Herald broker at \(address): \(reason)"
+        case .notAuthorized(let uid, let message):
+            message.isEmpty ? "the broker does not allow uid \(uid) to connect" : "the broker refused the connection: \(message)"
+        case .handshakeFailed(let message):
+            "handshake with the broker failed: \(message)"
+        case .unsupportedVersion:
+            "the broker speaks no protocol version this client supports"
+        case .invalidTopic(let topic, let reason):
+            "invalid topic '\(topic)': \(reason)"
+        case .invalidFilter(let filter, let reason):
+            "invalid filter '\(filter)': \(reason)"
+        case .messageTooLarge(let size, let maximum):
+            "message of \(size) bytes (header, topic and payload) exceeds the broker's maximum frame size of \(maximum) bytes"
+        case .tooManySubscriptions:
+            "the connection already has as many subscriptions as the broker allows"
+        case .brokerError(let code, let message):
+            "broker error \(code)" + (ErrorCode(rawValue: code).map { " (\($0))" } ?? "") + ": \(message)"
+        case .slowConsumerDisconnected(let message):
+            "disconnected by the broker for not keeping up (slow consumer)" + (message.isEmpty ? "" : ": \(message)")
+        case .connectionClosed(let reason):
+            "the broker closed the connection: \(reason)"
+        case .connectionLost(let message):
+            "connection to the broker lost: \(message)"
+        case .closed:
+            "the bus connection is closed"
+        case .timeout:
+            "the broker did not answer in time"
+        }
+    }
+}

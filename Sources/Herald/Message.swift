@@ -1,0 +1,69 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A message delivered to a ``Subscription``.
+public struct Message: Sendable {
+    /// Who published a message, as the kernel reported it to the broker; no client can forge it.
+    public struct Sender: Sendable, Hashable {
+        /// The broker's id for the publishing connection.
+        public var peerID: UInt64
+        /// The publisher's process id.
+        public var pid: UInt32
+        /// The publisher's user id.
+        public var uid: UInt32
+        /// The publisher's primary group id.
+        public var gid: UInt32
+
+        /// Creates a sender identity.
+        public init(peerID: UInt64, pid: UInt32, uid: UInt32, gid: UInt32) {
+            self.peerID = peerID
+            self.pid = pid
+            self.uid = uid
+            self.gid = gid
+        }
+    }
+
+    /// The topic the message was published on.
+    public var topic: String
+    /// The message bytes, exactly as published.
+    public var payload: [UInt8]
+    /// Who published it.
+    public var sender: Sender
+    /// How many messages the broker reported dropped for this connection (slow consumer,
+    /// `drop` policy) just before this one; 0 when there was no gap.
+    public var droppedBefore: UInt64
+
+    /// Creates a message (useful for tests and for code that forwards messages).
+    public init(topic: String, payload: [UInt8], sender: Sender, droppedBefore: UInt64 = 0) {
+        self.topic = topic
+        self.payload = payload
+        self.sender = sender
+        self.droppedBefore = droppedBefore
+    }
+
+    /// The payload as text, or nil if it is not valid UTF-8.
+    public var string: String? { String(validating: payload, as: UTF8.self) }
+
+    /// Decodes the payload as JSON.
+    ///
+    /// - Throws: the decoder's `DecodingError` if the payload is not JSON for `T`.
+    public func decode<T: Decodable>(_ type: T.Type, decoder: JSONDecoder = JSONDecoder()) throws -> T {
+        try decoder.decode(type, from: Data(payload))
+    }
+}
+
+/// Something that happened to a ``Bus`` connection as a whole, reported by ``Bus/events()``.
+public enum BusEvent: Sendable, Equatable {
+    /// The broker dropped `count` messages (`bytes` bytes of frames) for this client because
+    /// it fell more than its output limit behind (slow-consumer policy `drop`). The next
+    /// message delivered carries the count in ``Message/droppedBefore``.
+    case messagesDropped(count: UInt64, bytes: UInt64)
+    /// The broker refused a message this client published. ``Bus/flush()`` also throws it.
+    case publishFailed(HeraldError)
+    /// The connection ended: nil after ``Bus/close()``, otherwise why. This is always the
+    /// last event; the stream finishes after it.
+    case disconnected(HeraldError?)
+}

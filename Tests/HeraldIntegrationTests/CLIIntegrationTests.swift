@@ -1,0 +1,119 @@
+import Foundation
+import Herald
+import Testing
+
+/// The `herald` tool against a real heraldd.
+@Suite("herald CLI", .timeLimit(.minutes(2)))
+struct CLIIntegrationTests {
+    /// Starts `herald sub` on `filters` plus a probe topic and returns once it provably
+    /// receives: probes are published until one is printed (the same barrier the peer
+    /// benchmarks use), so no sleep decides when the subscription is live.
+    static func startSubscriber(_ broker: BrokerProcess, _ filters: [String], extra: [String] = []) async throws -> CLIProcess {
+        let probeTopic = "probe/\(UUID().uuidString.prefix(8))"
+        let subscriber = try CLIProcess(["sub", "--address", broker.address] + extra + filters + [probeTopic])
+        let bus = try await Bus.connect(to: broker.address)
+        defer { Task { await bus.close() } }
+        for _ in 0..<500 {
+            try await bus.publish(probeTopic, "probe")
+            try await bus.flush()
+            if subscriber.waitForLine(timeout: 0.02, where: { $0.contains(probeTopic) }) != nil { return subscriber }
+        }
+        throw CLITestError.subscriberNeverReady(subscriber.standardError)
+    }
+
+    enum CLITestError: Error { case subscriberNeverReady(String) }
+
+    @Test func pubAndSubEndToEnd() async throws {
+        let broker = try BrokerProcess()
+        let subscriber = try await Self.startSubscriber(broker, ["power/#"])
+
+        let (status, _, errors) = try CLIProcess.run(["pub", "--address", broker.address, "power/battery", "87"])
+        #expect(status == 0, "\(errors)")
+        let (stdinStatus, _, _) = try CLIProcess.run(["pub", "--address", broker.address, "power/state"], input: "charging\ndischarging\n")
+        #expect(stdinStatus == 0)
+
+        let battery = subscriber.waitForLine { $0.hasPrefix("power/battery ") }
+        #expect(battery?.hasPrefix("power/battery 87") == true)
+        #expect(battery?.contains("uid \(getuid())") == true, "the sender is printed: \(battery ?? "")")
+        #expect(subscriber.waitForLine { $0.hasPrefix("power/state discharging") } != nil)
+        let states = subscriber.lines.filter { $0.hasPrefix("power/state") }
+        #expect(states.count == 2 && states[0].hasPrefix("power/state charging"), "stdin lines arrive in order")
+
+        kill(subscriber.process.processIdentifier, SIGINT)
+        #expect(subscriber.waitForExit() == 0, "SIGINT exits cleanly")
+    }
+
+    @Test func jsonOutputAndCount() async throws {
+        let broker = try BrokerProcess()
+        let subscriber = try await Self.startSubscriber(broker, ["sensors/+/temp"], extra: ["--json", "--count", "3"])
+        let bus = try await Bus.connect(to: broker.address)
+        try await bus.publish("sensors/kitchen/temp", "21.5")
+        try await bus.publish("sensors/kitchen/humidity", "40")  // does not match
+        try await bus.publish("sensors/attic/temp", [0xFF, 0x00])  // not UTF-8
+        try await bus.flush()
+        #expect(subscriber.waitForExit() == 0, "exits after --count messages (the probe counts)")
+        let objects = subscriber.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(objects.count == 3)
+        let kitchen = objects.first { $0["topic"] as? String == "sensors/kitchen/temp" }
+        #expect(kitchen?["payload"] as? String == "21.5")
+        let sender = kitchen?["sender"] as? [String: Any]
+        #expect((sender?["peer"] as? NSNumber)?.uint64Value == bus.peerID)
+        #expect((sender?["pid"] as? NSNumber)?.int32Value == getpid())
+        let attic = objects.first { $0["topic"] as? String == "sensors/attic/temp" }
+        #expect(attic?["payload"] is NSNull)
+        #expect(attic?["payload_base64"] as? String == "/wA=")
+        await bus.close()
+    }
+
+    @Test func subscriberExitsWhenTheBrokerStops() async throws {
+        let broker = try BrokerProcess()
+        let subscriber = try await Self.startSubscriber(broker, ["anything/#"])
+        #expect(broker.stop() == 0)
+        let status = subscriber.waitForExit()
+        #expect(status == 3, "documented status for a lost broker; stderr: \(subscriber.standardError)")
+        #expect(!subscriber.standardError.isEmpty)
+    }
+
+    @Test func clearErrorsForBadTopicsAndMissingBrokers() throws {
+        let broker = try BrokerProcess()
+        let (status, _, errors) = try CLIProcess.run(["pub", "--address", broker.address, "power//battery", "1"])
+        #expect(status == 1)
+        #expect(errors.contains("invalid topic"), "\(errors)")
+        let (reserved, _, reservedErrors) = try CLIProcess.run(["pub", "--address", broker.address, "$SYS/x", "1"])
+        #expect(reserved == 1)
+        #expect(reservedErrors.contains("$"), "\(reservedErrors)")
+        let (filterStatus, _, filterErrors) = try CLIProcess.run(["sub", "--address", broker.address, "a/#/b"])
+        #expect(filterStatus == 1)
+        #expect(filterErrors.contains("invalid filter"), "\(filterErrors)")
+        let (missing, _, missingErrors) = try CLIProcess.run(["pub", "--address", TestEnvironment.uniqueAddress("nobody-home"), "a", "1"])
+        #expect(missing == 2)
+        #expect(missingErrors.contains("cannot reach"), "\(missingErrors)")
+    }
+
+    @Test func pingReportsTheBroker() throws {
+        let broker = try BrokerProcess()
+        let (status, output, _) = try CLIProcess.run(["ping", "--address", broker.address])
+        #expect(status == 0)
+        #expect(output.contains("\(broker.pid)"), "ping shows the broker's pid: \(output)")
+    }
+
+    /// CI runs as root; a client run as `nobody` must be refused with its uid named.
+    @Test(.enabled(if: getuid() == 0, "needs root to run a client as another user"))
+    func anotherUserIsRefused() throws {
+        let broker = try BrokerProcess()
+        // A copy of the tool where `nobody` can reach it (build directories may be private).
+        let directory = URL(fileURLWithPath: "/tmp/herald-cli-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let copy = directory.appendingPathComponent("herald").path
+        try FileManager.default.copyItem(atPath: TestEnvironment.heraldPath, toPath: copy)
+        let cli = try CLIProcess(["pub", "--address", broker.address, "a/b", "hello"], executable: copy,
+            prefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        cli.write("", close: true)
+        #expect(cli.waitForExit() == 2)
+        #expect(cli.standardError.contains("not authorized"), "\(cli.standardError)")
+        #expect(cli.standardError.contains("65534"))
+        #expect(broker.log.contains("refused connection"))
+        #expect(broker.log.contains("uid=65534"))
+    }
+}
