@@ -167,3 +167,15 @@ int herald_count_open_fds(void) {
 }
 
 int herald_errno(void) { return errno; }
+
+int herald_set_thread_name(const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, sizeof truncated - 1);
+    truncated[sizeof truncated - 1] = '\0';
+    int rc = pthread_setname_np(pthread_self(), truncated);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}

@@ -84,6 +84,9 @@ int herald_count_open_fds(void);
 
 int herald_errno(void);
 
+/// Names the calling thread (at most 15 bytes are kept), for top -H, gdb and perf.
+int herald_set_thread_name(const char *name);
+
 #ifdef __cplusplus
 }
 #endif
