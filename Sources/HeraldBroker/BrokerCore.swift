@@ -190,19 +190,59 @@ public final class BrokerCore {
 
     // MARK: - Input
 
-    /// Processes bytes received from `peer`: every whole frame is handled; a trailing partial
-    /// frame (or the rest of the batch, if the peer gets paused) is kept for later.
+    /// Processes bytes received from `peer`: every whole frame is handled in place; a
+    /// trailing partial frame (or the rest of the batch, if the peer gets paused) is kept.
+    /// When a partial frame is already kept, only its missing bytes are copied to complete
+    /// it; the rest of `bytes` is still processed in place (no second copy of the batch).
     func receive(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0, peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
-        if peer.pointee.input.isEmpty {
-            let used = process(peer, bytes.baseAddress!, bytes.count)
-            if used < bytes.count, peer.pointee.state != .closing, peer.pointee.state != .closed {
-                peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: bytes[used...]))
+        var used = 0
+        if !peer.pointee.input.isEmpty {
+            used = completeKeptFrame(peer, bytes)
+            guard used < bytes.count, peer.pointee.input.isEmpty, isOpenForInput(peer), peer.pointee.blockedOnCount == 0
+            else {
+                if used < bytes.count && isOpenForInput(peer) {
+                    peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: bytes[used...]))
+                }
+                return
             }
-        } else {
-            peer.pointee.input.append(bytes)
-            processBufferedInput(peer)
         }
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[used...])
+        let processed = process(peer, rest.baseAddress!, rest.count)
+        if processed < rest.count, isOpenForInput(peer) {
+            peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: rest[processed...]))
+        }
+    }
+
+    @inline(__always)
+    private func isOpenForInput(_ peer: PeerPointer) -> Bool {
+        peer.pointee.state == .handshaking || peer.pointee.state == .active
+    }
+
+    /// Moves just enough of `bytes` into the kept input to complete its first frame, then
+    /// processes the kept input. Returns how many bytes of `bytes` it took.
+    private func completeKeptFrame(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer) -> Int {
+        var used = 0
+        let kept = peer.pointee.input.count
+        if kept < FrameHeader.size {
+            let take = min(FrameHeader.size - kept, bytes.count)
+            peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+            used = take
+            if peer.pointee.input.count < FrameHeader.size { return used }
+        }
+        let header = FrameHeader(loadingFrom: peer.pointee.input.readPointer)
+        // An oversized frame is refused from its header; never buffer it.
+        if header.frameLength <= configuration.maxFrameSize + ProtocolLimits.messageSenderBlockSize {
+            let missing = header.frameLength - peer.pointee.input.count
+            if missing > 0 {
+                let take = min(missing, bytes.count - used)
+                peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: bytes[used..<used + take]))
+                used += take
+                if take < missing { return used }
+            }
+        }
+        processBufferedInput(peer)
+        return used
     }
 
     /// Processes input kept while `peer` was paused; call when it appears in ``resumed``.
@@ -627,11 +667,14 @@ public final class BrokerCore {
 
     // MARK: - Timers and shutdown
 
-    /// Closes peers that missed the handshake deadline; returns closing peers whose linger
-    /// deadline has passed (the server closes those sockets).
+    /// The once-a-second sweep: closes peers that missed the handshake deadline, frees the
+    /// buffers of peers with nothing queued (idle connections cost no buffer memory), and
+    /// returns closing peers whose linger deadline has passed (the server closes those sockets).
     func expireDeadlines(now: Double) -> [PeerPointer] {
         var expired: [PeerPointer] = []
         for case let peer? in peers {
+            peer.pointee.output.releaseStorageIfEmpty()
+            peer.pointee.input.releaseStorageIfEmpty()
             switch peer.pointee.state {
             case .handshaking where now >= peer.pointee.handshakeDeadline:
                 fail(peer, .handshakeTimeout, "no HELLO within \(configuration.handshakeTimeout) seconds", now: now)

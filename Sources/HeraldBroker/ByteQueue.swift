@@ -20,8 +20,6 @@ struct ByteQueue: ~Copyable {
 
     /// The smallest allocation; idle peers hold no storage at all.
     static let minimumCapacity = 4096
-    /// Storage above this is released once the queue drains, so a burst does not pin memory.
-    static let retainedCapacity = 256 << 10
     /// Capacity past which the queue compacts in place rather than grow, so memory stays
     /// near the output limit instead of doubling past it.
     var compactionThreshold = Int.max
@@ -67,7 +65,8 @@ struct ByteQueue: ~Copyable {
             head = 0
             tail = 0
             frameBoundary = 0
-            if capacity > ByteQueue.retainedCapacity { releaseStorage() }
+            // Storage is kept for the next burst (fresh pages cost a fault each); the
+            // broker's once-a-second sweep returns it from peers that went idle.
             return
         }
         // Walk frame headers already sent; headers are still in memory (no compaction yet).
@@ -108,6 +107,11 @@ struct ByteQueue: ~Copyable {
         tail = 0
         frameBoundary = 0
         if !keepingStorage { releaseStorage() }
+    }
+
+    /// Frees the storage if nothing is queued, so an idle peer holds no buffer.
+    mutating func releaseStorageIfEmpty() {
+        if isEmpty { releaseStorage() }
     }
 
     private mutating func releaseStorage() {

@@ -146,4 +146,29 @@ struct RoutingTests {
         #expect(CoreHarness.payloads(harness.drain(subscriber)) == (0..<20).map { [UInt8](repeating: UInt8($0), count: $0) })
         #expect(harness.drain(publisher) == [.pong(token: 3)])
     }
+
+    @Test func randomlySplitReadsRouteTheSame() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            let harness = CoreHarness()
+            let publisher = harness.connect()
+            let subscriber = harness.connect()
+            harness.subscribe(subscriber, "s/#", id: 1)
+            var bytes: [UInt8] = []
+            var expected: [[UInt8]] = []
+            for n in 0..<100 {
+                let payload = [UInt8](repeating: UInt8(n), count: Int.random(in: 0...300, using: &generator))
+                FrameEncoder.encode(.publish(Publish(topic: "s/\(n % 7)", payload: payload)), into: &bytes)
+                expected.append(payload)
+            }
+            var offset = 0
+            while offset < bytes.count {
+                let length = min(bytes.count - offset, Int.random(in: 1...700, using: &generator))
+                harness.send(publisher, Array(bytes[offset..<offset + length]))
+                offset += length
+            }
+            #expect(CoreHarness.payloads(harness.drain(subscriber)) == expected)
+            #expect(!publisher.hasBufferedInput)
+        }
+    }
 }
