@@ -89,7 +89,10 @@ public final class Bus: Sendable {
     /// - Throws: ``HeraldError/invalidTopic(_:reason:)`` or
     ///   ``HeraldError/messageTooLarge(size:maximum:)`` before anything is sent;
     ///   ``HeraldError/closed`` after ``close()``; the reason the connection ended if it did.
+    @inlinable
     nonisolated(nonsending) public func publish(_ topic: String, _ payload: some Collection<UInt8>) async throws(HeraldError) {
+        // Inlinable so the caller's async frame is used: the fast path makes no allocation
+        // beyond the payload copy into the outgoing buffer, and never suspends.
         while true {
             let attempt =
                 payload.withContiguousStorageIfAvailable { attemptPublish(topic, UnsafeRawBufferPointer($0)) }
@@ -97,12 +100,13 @@ public final class Bus: Sendable {
             switch attempt {
             case .queued: return
             case .failed(let error): throw error
-            case .full: await connection.waitForPublishSpace()
+            case .full: await waitForPublishSpace()
             }
         }
     }
 
     /// Publishes the UTF-8 bytes of `text` on `topic`; see the byte-payload `publish(_:_:)`.
+    @inlinable
     nonisolated(nonsending) public func publish(_ topic: String, _ text: String) async throws(HeraldError) {
         try await publish(topic, text.utf8)
     }
@@ -115,8 +119,9 @@ public final class Bus: Sendable {
         try await publish(topic, data)
     }
 
-    @inline(__always)
-    private func attemptPublish(_ topic: String, _ payload: UnsafeRawBufferPointer) -> Connection.PublishAttempt {
+    /// One attempt to append a PUBLISH frame (validation, one lock, one append).
+    @usableFromInline
+    func attemptPublish(_ topic: String, _ payload: UnsafeRawBufferPointer) -> PublishAttempt {
         let maxTopicLength = broker.maxTopicLength
         let maxFrameSize = broker.maxFrameSize
         if let attempt = topic.utf8.withContiguousStorageIfAvailable({
@@ -128,6 +133,12 @@ public final class Bus: Sendable {
         return Array(topic.utf8).withUnsafeBytes {
             connection.tryPublish(topic: $0, payload: payload, maxTopicLength: maxTopicLength, maxFrameSize: maxFrameSize)
         }
+    }
+
+    /// Suspends until the I/O thread has taken the full outgoing buffer.
+    @usableFromInline
+    func waitForPublishSpace() async {
+        await connection.waitForPublishSpace()
     }
 
     /// Returns once the broker has routed every message this bus published before the call.

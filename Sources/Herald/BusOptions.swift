@@ -22,8 +22,10 @@ public struct BusOptions: Sendable {
     /// Bound, in bytes, on messages delivered to one subscription that its consumer has not
     /// taken yet. When a subscription exceeds it, the client stops reading the socket until
     /// the consumer catches up, so the broker's slow-consumer policy decides what happens;
-    /// the client itself never drops a message. While reading is paused, replies to
-    /// `Bus.subscribe` and `Bus.flush()` wait too.
+    /// the client itself never drops a message. While reading is paused the connection's
+    /// other subscriptions receive nothing either, but requests still complete: reading
+    /// goes on while a reply to `subscribe`, `cancel` or `flush()` is awaited (what comes
+    /// before a reply is bounded by the broker's output limit).
     public var subscriptionBufferLimit: Int
     /// How long ``Bus/connect(to:options:)`` waits for the broker's WELCOME.
     public var connectTimeout: Duration

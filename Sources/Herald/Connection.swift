@@ -33,7 +33,7 @@ final class Connection: Sendable {
     /// The outgoing side, guarded by `out`.
     struct Outgoing {
         /// Encoded frames the I/O thread has not taken yet.
-        var buffer: [UInt8] = []
+        var buffer = OutgoingBuffer()
         /// The I/O thread found nothing to write and may be asleep: the next appender wakes it.
         var ioIdle = false
         /// Set once no more frames are accepted: `.closed` after close(), else why the connection ended.
@@ -89,14 +89,6 @@ final class Connection: Sendable {
             nextRequestID = id == UInt32.max ? 0x8000_0000 : id + 1
             return id
         }
-    }
-
-    /// Outcome of one attempt to append a PUBLISH.
-    enum PublishAttempt {
-        case queued
-        /// The outgoing buffer is at its limit: wait for space and try again.
-        case full
-        case failed(HeraldError)
     }
 
     let address: BusAddress
@@ -189,7 +181,7 @@ final class Connection: Sendable {
                 state.lastTopic.append(contentsOf: topic)
             }
             if state.buffer.count + frameLength > limit && !state.buffer.isEmpty { return (.full, false) }
-            FrameEncoder.appendPublish(topic: topic, payload: payload, into: &state.buffer)
+            state.buffer.appendPublish(topic: topic, payload: payload)
             let wake = state.ioIdle
             state.ioIdle = false
             return (.queued, wake)
@@ -215,7 +207,7 @@ final class Connection: Sendable {
     func enqueue(_ bytes: [UInt8]) -> HeraldError? {
         let (rejection, wake) = out.withLock { state -> (HeraldError?, Bool) in
             if let rejection = state.rejection { return (rejection, false) }
-            state.buffer.append(contentsOf: bytes)
+            state.buffer.append(bytes)
             let wake = state.ioIdle
             state.ioIdle = false
             return (nil, wake)
@@ -326,7 +318,7 @@ final class Connection: Sendable {
         guard first else { return }
         let waiters = out.withLock { state -> [CheckedContinuation<Void, Never>] in
             if state.rejection == nil {
-                FrameEncoder.encode(.goodbye(Goodbye(reason: 0, message: "client closing")), into: &state.buffer)
+                state.buffer.append(.goodbye(Goodbye(reason: 0, message: "client closing")))
                 state.rejection = .closed
             }
             state.ioIdle = false
@@ -388,7 +380,7 @@ final class Connection: Sendable {
 
     /// Swaps the outgoing buffer into `writing` (which must be empty). Returns false, and
     /// marks the I/O thread idle, if there is nothing to write.
-    func takeOutgoing(into writing: inout [UInt8]) -> Bool {
+    func takeOutgoing(into writing: inout OutgoingBuffer) -> Bool {
         let (taken, waiters) = out.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
             if state.buffer.isEmpty {
                 state.ioIdle = true
@@ -488,7 +480,7 @@ final class Connection: Sendable {
         let failure = reason ?? .closed
         let spaceWaiters = out.withLock { state -> [CheckedContinuation<Void, Never>] in
             if state.rejection == nil { state.rejection = failure }
-            state.buffer = []
+            state.buffer.removeAll()
             let waiters = state.spaceWaiters
             state.spaceWaiters = []
             return waiters
@@ -563,4 +555,15 @@ final class RequestGroup: Sendable {
     func skip(_ count: Int) {
         for _ in 0..<max(0, count) { complete(.success(())) }
     }
+}
+
+/// Outcome of one attempt to append a PUBLISH.
+@usableFromInline
+enum PublishAttempt {
+    /// Appended to the outgoing buffer.
+    case queued
+    /// The outgoing buffer is at its limit: wait for space and try again.
+    case full
+    /// Refused; nothing was sent.
+    case failed(HeraldError)
 }

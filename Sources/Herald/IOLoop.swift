@@ -51,7 +51,7 @@ final class IOLoop {
     private var readStart = 0
     private var readEnd = 0
 
-    private var writing: [UInt8] = []
+    private var writing = OutgoingBuffer()
     private var writeOffset = 0
     /// The last write hit EAGAIN: wait for EPOLLOUT.
     private var waitingForWritable = false
@@ -296,14 +296,12 @@ final class IOLoop {
     private func flushOutput() {
         while !finished {
             if writeOffset == writing.count {
-                writing.removeAll(keepingCapacity: true)
+                writing.removeAll()
                 writeOffset = 0
                 guard connection.takeOutgoing(into: &writing) else { return }
             }
             if waitingForWritable { return }
-            let n = writing.withUnsafeBytes {
-                send(socket, $0.baseAddress! + writeOffset, $0.count - writeOffset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-            }
+            let n = send(socket, writing.bytes + writeOffset, writing.count - writeOffset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             if n >= 0 {
                 writeOffset += n
                 continue
@@ -319,7 +317,8 @@ final class IOLoop {
                 // The broker is gone. Read what it sent last (a fatal ERROR or GOODBYE says why).
                 readAvailable(draining: true)
                 if !finished {
-                    finish(reason: .connectionLost("cannot write to the broker: \(systemErrorDescription(error))"),
+                    finish(
+                        reason: closeDeadline == nil ? .connectionLost("cannot write to the broker: \(systemErrorDescription(error))") : nil,
                         failSubscriptions: true)
                 }
                 return
@@ -361,8 +360,10 @@ final class IOLoop {
             case EAGAIN, EWOULDBLOCK:
                 return
             default:
-                finish(reason: .connectionLost("cannot read from the broker: \(systemErrorDescription(error))"),
-                    failSubscriptions: closeDeadline == nil)
+                // While closing, a broken connection is as good as the broker's GOODBYE.
+                finish(
+                    reason: closeDeadline == nil ? .connectionLost("cannot read from the broker: \(systemErrorDescription(error))") : nil,
+                    failSubscriptions: true)
                 return
             }
         }
@@ -525,7 +526,7 @@ final class IOLoop {
         case .pong(let token):
             connection.completePing(token)
         case .ping(let token):
-            FrameEncoder.encode(.pong(token: token), into: &writing)
+            writing.append(.pong(token: token))
         case .goodbye(let goodbye):
             if closeDeadline != nil {
                 finish(reason: nil, failSubscriptions: false)

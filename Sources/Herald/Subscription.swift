@@ -19,7 +19,8 @@ import HeraldProtocol
 ///
 /// Messages are buffered per subscription up to ``BusOptions/subscriptionBufferLimit``
 /// bytes; beyond that the bus stops reading from the broker until the consumer catches up,
-/// and the broker's slow-consumer policy applies.
+/// and the broker's slow-consumer policy applies. So iterate every subscription you keep
+/// (or cancel it): one that is kept but never read eventually holds up the others.
 public final class Subscription: AsyncSequence, Sendable {
     /// The sequence's elements: delivered messages.
     public typealias Element = Message

@@ -26,6 +26,10 @@ public struct BrokerConfiguration: Sendable {
     public var handshakeTimeout: Double = 10
     /// Seconds a closing peer gets to read what is queued for it before the socket is closed.
     public var closeLinger: Double = 2
+    /// Seconds a subscriber disconnected as a slow consumer gets to read the ERROR that says
+    /// why. Its queue was cut to the frame in progress, so holding it costs one socket and
+    /// a few bytes; a stalled process that resumes within this time still learns the reason.
+    public var slowConsumerLinger: Double = 30
     /// Seconds a stopping broker spends flushing queued output before it exits regardless.
     public var shutdownGrace: Double = 5
     /// Name and version reported in WELCOME.

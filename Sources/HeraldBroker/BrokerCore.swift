@@ -422,7 +422,8 @@ public final class BrokerCore {
             // What is queued beyond the frame being written is lost anyway; cut it so the
             // ERROR reaches the subscriber right after the last whole message.
             subscriber.pointee.output.truncateToFrameBoundary()
-            fail(subscriber, .slowConsumer, "fell more than \(limit) bytes behind (slow-consumer policy: disconnect)")
+            fail(subscriber, .slowConsumer, "fell more than \(limit) bytes behind (slow-consumer policy: disconnect)",
+                linger: configuration.slowConsumerLinger)
             return false
         case .backpressure:
             // Lossless: queue it anyway (the overshoot is bounded by one read batch of the
@@ -622,14 +623,16 @@ public final class BrokerCore {
     }
 
     /// Sends a fatal ERROR and closes the peer once it has been written.
-    func fail(_ peer: PeerPointer, _ code: ErrorCode, _ message: String, now: Double = MonotonicClock.now()) {
+    func fail(
+        _ peer: PeerPointer, _ code: ErrorCode, _ message: String, now: Double = MonotonicClock.now(), linger: Double? = nil
+    ) {
         guard peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
         if code != .notAuthorized && code != .tooManyConnections && code != .slowConsumer {
             statistics.protocolErrors &+= 1
             logger.warning("closing connection: \(code)", metadata: peerMetadata(peer, ["error": "\(message)"]))
         }
         enqueue(.error(ErrorFrame(code: code.rawValue, isFatal: true, requestID: 0, message: message)), to: peer, control: false)
-        beginClosing(peer, reason: "\(code): \(message)", now: now)
+        beginClosing(peer, reason: "\(code): \(message)", now: now, linger: linger)
     }
 
     /// Stops routing to and reading from `peer`; the server closes it once its output is

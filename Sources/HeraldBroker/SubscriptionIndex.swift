@@ -11,14 +11,50 @@ final class SubscriptionIndex {
     }
 
     private final class Node {
-        var literal: [ArraySlice<UInt8>: Node] = [:]
+        /// The level this node stands for (empty for the root and `+` nodes).
+        let level: [UInt8]
+        /// Children by the hash of their level bytes, so a topic level read straight from
+        /// the wire finds its child without building a key (no allocation per lookup).
+        /// Each bucket is almost always one node; collisions compare the bytes.
+        var literal: [Int: [Node]] = [:]
         var anyLevel: Node?
         /// Filters ending here (`a/b`).
         var terminal: [Entry] = []
         /// Filters ending here with `#` (`a/b/#`): match this level and everything below.
         var anyRemaining: [Entry] = []
 
+        init(level: [UInt8] = []) { self.level = level }
+
         var isEmpty: Bool { literal.isEmpty && anyLevel == nil && terminal.isEmpty && anyRemaining.isEmpty }
+
+        func child(_ level: UnsafeRawBufferPointer) -> Node? {
+            guard let bucket = literal[SubscriptionIndex.hash(level)] else { return nil }
+            for node in bucket where node.level.count == level.count {
+                if node.level.withUnsafeBytes({ $0.elementsEqual(level) }) { return node }
+            }
+            return nil
+        }
+
+        func child(_ level: [UInt8]) -> Node? { level.withUnsafeBytes { child($0) } }
+
+        func addChild(_ level: [UInt8]) -> Node {
+            let node = Node(level: level)
+            literal[level.withUnsafeBytes { SubscriptionIndex.hash($0) }, default: []].append(node)
+            return node
+        }
+
+        func removeChild(_ node: Node) {
+            let key = node.level.withUnsafeBytes { SubscriptionIndex.hash($0) }
+            literal[key]?.removeAll { $0 === node }
+            if literal[key]?.isEmpty == true { literal[key] = nil }
+        }
+    }
+
+    @inline(__always)
+    static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: bytes)
+        return hasher.finalize()
     }
 
     private let root = Node()
@@ -31,14 +67,7 @@ final class SubscriptionIndex {
         for level in filter.levels {
             switch level {
             case .literal(let bytes):
-                let key = bytes[...]
-                if let next = node.literal[key] {
-                    node = next
-                } else {
-                    let next = Node()
-                    node.literal[key] = next
-                    node = next
-                }
+                node = node.child(bytes) ?? node.addChild(bytes)
             case .anyLevel:
                 if node.anyLevel == nil { node.anyLevel = Node() }
                 node = node.anyLevel!
@@ -84,36 +113,41 @@ final class SubscriptionIndex {
             if child.isEmpty { node.anyLevel = nil }
             return true
         case .literal(let bytes):
-            let key = bytes[...]
-            guard let child = node.literal[key], remove(rest, from: child, peer: peer, subscriptionID: subscriptionID)
+            guard let child = node.child(bytes), remove(rest, from: child, peer: peer, subscriptionID: subscriptionID)
             else { return false }
-            if child.isEmpty { node.literal[key] = nil }
+            if child.isEmpty { node.removeChild(child) }
             return true
         }
     }
 
     /// Calls `body` for every subscription whose filter matches `topic` (a valid topic).
     /// A peer with several matching filters is reported once per filter; the caller dedups.
+    /// Walks the topic's levels in place: nothing is allocated.
     func forEachMatch(_ topic: UnsafeRawBufferPointer, _ body: (Entry) -> Void) {
-        var levels: [ArraySlice<UInt8>] = []
-        let bytes = Array(topic)
-        levels = bytes.split(separator: Topic.separator, omittingEmptySubsequences: false)
         // `$` topics are the broker's: wildcards at the first level do not reach them.
-        let reserved = bytes.first == Topic.reservedPrefix
-        visit(root, levels[...], isRoot: true, reserved: reserved, body)
+        let reserved = topic.first == Topic.reservedPrefix
+        visit(root, topic, from: 0, isRoot: true, reserved: reserved, body)
     }
 
+    /// `start` is the offset of the next level in `topic`, or `topic.count + 1` when every
+    /// level has been consumed.
     private func visit(
-        _ node: Node, _ levels: ArraySlice<ArraySlice<UInt8>>, isRoot: Bool, reserved: Bool, _ body: (Entry) -> Void
+        _ node: Node, _ topic: UnsafeRawBufferPointer, from start: Int, isRoot: Bool, reserved: Bool,
+        _ body: (Entry) -> Void
     ) {
         let wildcardsAllowed = !(isRoot && reserved)
         if wildcardsAllowed { node.anyRemaining.forEach(body) }
-        guard let level = levels.first else {
+        guard start <= topic.count else {
             node.terminal.forEach(body)
             return
         }
-        let rest = levels.dropFirst()
-        if let child = node.literal[level] { visit(child, rest, isRoot: false, reserved: reserved, body) }
-        if wildcardsAllowed, let child = node.anyLevel { visit(child, rest, isRoot: false, reserved: reserved, body) }
+        var end = start
+        while end < topic.count && topic[end] != Topic.separator { end += 1 }
+        let level = UnsafeRawBufferPointer(rebasing: topic[start..<end])
+        let next = end + 1
+        if let child = node.child(level) { visit(child, topic, from: next, isRoot: false, reserved: reserved, body) }
+        if wildcardsAllowed, let child = node.anyLevel {
+            visit(child, topic, from: next, isRoot: false, reserved: reserved, body)
+        }
     }
 }

@@ -1,0 +1,75 @@
+import HeraldProtocol
+
+/// Encoded frames waiting to be written: a growable byte buffer whose PUBLISH append is one
+/// capacity check and two `memcpy`s (the publish hot path; unsafe, fenced in this type).
+///
+/// A buffer is owned by one side at a time, never shared: the publishers fill one under the
+/// connection's `out` lock while the I/O thread writes the other, and the I/O thread swaps
+/// them under that lock. That hand-over is the synchronization, hence `@unchecked Sendable`.
+final class OutgoingBuffer: @unchecked Sendable {
+    private(set) var bytes: UnsafeMutableRawPointer
+    /// Bytes in use.
+    private(set) var count = 0
+    private(set) var capacity: Int
+
+    init(capacity: Int = 64 << 10) {
+        self.capacity = capacity
+        bytes = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit {
+        bytes.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Forgets the contents, keeping the memory.
+    func removeAll() {
+        count = 0
+    }
+
+    @inline(__always)
+    private func reserve(_ extra: Int) {
+        if capacity - count < extra { grow(to: count + extra) }
+    }
+
+    private func grow(to needed: Int) {
+        let newCapacity = max(needed, capacity * 2)
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        bigger.copyMemory(from: bytes, byteCount: count)
+        bytes.deallocate()
+        bytes = bigger
+        capacity = newCapacity
+    }
+
+    /// Appends a PUBLISH frame for validated `topic` bytes and `payload`.
+    @inline(__always)
+    func appendPublish(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) {
+        let total = FrameHeader.size + topic.count + payload.count
+        reserve(total)
+        let frame = bytes + count
+        FrameHeader(
+            bodyLength: UInt32(topic.count + payload.count), type: FrameType.publish.rawValue,
+            aux: UInt16(truncatingIfNeeded: topic.count)
+        ).store(to: frame)
+        if let base = topic.baseAddress { (frame + FrameHeader.size).copyMemory(from: base, byteCount: topic.count) }
+        if let base = payload.baseAddress {
+            (frame + FrameHeader.size + topic.count).copyMemory(from: base, byteCount: payload.count)
+        }
+        count += total
+    }
+
+    /// Appends already encoded bytes (control frames).
+    func append(_ encoded: [UInt8]) {
+        reserve(encoded.count)
+        encoded.withUnsafeBytes { source in
+            if let base = source.baseAddress { (bytes + count).copyMemory(from: base, byteCount: source.count) }
+        }
+        count += encoded.count
+    }
+
+    /// Appends the encoding of `frame`.
+    func append(_ frame: Frame) {
+        append(FrameEncoder.encode(frame))
+    }
+}

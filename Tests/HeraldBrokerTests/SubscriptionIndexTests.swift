@@ -1,0 +1,73 @@
+import HeraldProtocol
+import Testing
+
+@testable import HeraldBroker
+
+@Suite("Subscription index")
+struct SubscriptionIndexTests {
+    /// The trie must agree with `TopicFilter.matches` (the reference) on every topic,
+    /// including after removals.
+    @Test func agreesWithFilterMatchingOnRandomFiltersAndTopics() {
+        var generator = SystemRandomNumberGenerator()
+        let levels = ["a", "b", "c", "$x", "long-level-name", "é"]
+        func randomTopic() -> String {
+            (0..<Int.random(in: 1...4, using: &generator)).map { _ in levels.randomElement(using: &generator)! }.joined(separator: "/")
+        }
+        func randomFilter() -> String {
+            let count = Int.random(in: 1...4, using: &generator)
+            return (0..<count).map { position in
+                switch Int.random(in: 0..<6, using: &generator) {
+                case 0: "+"
+                case 1 where position == count - 1: "#"
+                default: levels.randomElement(using: &generator)!
+                }
+            }.joined(separator: "/")
+        }
+        let peers = (0..<8).map { n -> PeerPointer in
+            let peer = PeerPointer.allocate(capacity: 1)
+            peer.initialize(to: Peer(slot: PeerSlot(n), id: UInt64(n), fd: -1, credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), outputLimit: 1, handshakeDeadline: 0))
+            return peer
+        }
+        defer { for peer in peers { peer.deinitialize(count: 1); peer.deallocate() } }
+
+        for _ in 0..<20 {
+            let index = SubscriptionIndex()
+            var entries: [(TopicFilter, Int, UInt32)] = []
+            for id in 0..<60 {
+                let filter = try! TopicFilter(randomFilter())
+                let peer = Int.random(in: 0..<peers.count, using: &generator)
+                index.insert(filter, peer: peers[peer], subscriptionID: UInt32(id))
+                entries.append((filter, peer, UInt32(id)))
+            }
+            // Remove a third, so pruning is exercised too.
+            for _ in 0..<20 {
+                let (filter, peer, id) = entries.remove(at: Int.random(in: 0..<entries.count, using: &generator))
+                index.remove(filter, peer: peers[peer], subscriptionID: id)
+            }
+            #expect(index.count == entries.count)
+            for _ in 0..<200 {
+                var topic = randomTopic()
+                var found: [UInt32] = []
+                topic.withUTF8 { index.forEachMatch(UnsafeRawBufferPointer($0)) { found.append($0.subscriptionID) } }
+                let expected = entries.filter { $0.0.matches(topic) }.map(\.2)
+                #expect(found.sorted() == expected.sorted(), "topic \(topic)")
+            }
+        }
+    }
+
+    @Test func generationChangesOnEveryChange() {
+        let index = SubscriptionIndex()
+        let peer = PeerPointer.allocate(capacity: 1)
+        peer.initialize(to: Peer(slot: 0, id: 1, fd: -1, credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), outputLimit: 1, handshakeDeadline: 0))
+        defer { peer.deinitialize(count: 1); peer.deallocate() }
+        let start = index.generation
+        let filter = try! TopicFilter("a/+")
+        index.insert(filter, peer: peer, subscriptionID: 1)
+        let afterInsert = index.generation
+        #expect(afterInsert != start)
+        index.remove(filter, peer: peer, subscriptionID: 1)
+        #expect(index.generation != afterInsert)
+        index.remove(filter, peer: peer, subscriptionID: 1)  // not there: no change
+        #expect(index.count == 0)
+    }
+}
