@@ -12,17 +12,18 @@ final class BrokerProcess: @unchecked Sendable {
     private var stopped = false
 
     /// Starts `heraldd --address <unique> <arguments>` and waits until it is ready.
-    init(_ arguments: [String] = [], purpose: String = "broker", logLevel: String = "info") throws {
+    /// With `addressFromEnvironment`, the address is passed as `$HERALD_ADDRESS` instead of `--address`.
+    init(_ arguments: [String] = [], purpose: String = "broker", logLevel: String = "info", addressFromEnvironment: Bool = false) throws {
         address = TestEnvironment.uniqueAddress(purpose)
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("heraldd-\(getpid())-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
 
         let notify = try NotifySocket()
         process.executableURL = URL(fileURLWithPath: TestEnvironment.heralddPath)
-        process.arguments = ["--address", address, "--log-level", logLevel] + arguments
+        process.arguments = (addressFromEnvironment ? [] : ["--address", address]) + ["--log-level", logLevel] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.address
-        environment.removeValue(forKey: "HERALD_ADDRESS")
+        environment["HERALD_ADDRESS"] = addressFromEnvironment ? address : nil
         process.environment = environment
         process.standardError = try FileHandle(forWritingTo: logURL)
         process.standardOutput = FileHandle.nullDevice

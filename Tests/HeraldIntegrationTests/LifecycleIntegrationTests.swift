@@ -99,4 +99,11 @@ struct LifecycleIntegrationTests {
         #expect(restarted.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: path), "a clean stop removes the socket file it created")
     }
+
+    @Test func addressComesFromTheEnvironmentWhenNotGiven() throws {
+        let broker = try BrokerProcess(addressFromEnvironment: true)
+        let (_, welcome) = try RawConnection.handshake(broker.address)
+        #expect(welcome.brokerPID == UInt32(broker.pid))
+        #expect(broker.log.contains(broker.address))
+    }
 }
