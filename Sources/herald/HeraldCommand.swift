@@ -15,5 +15,5 @@ struct HeraldCommand: AsyncParsableCommand {
             broker); 2 no connection (broker unreachable, not authorized, handshake failed); 3 the \
             connection to the broker was lost or closed by the broker; 64 usage error.
             """,
-        subcommands: [PubCommand.self, SubCommand.self, PingCommand.self])
+        subcommands: [PubCommand.self, SubCommand.self, PingCommand.self, BenchCommand.self, BenchWorkerCommand.self])
 }

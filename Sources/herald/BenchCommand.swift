@@ -1,0 +1,234 @@
+import ArgumentParser
+import Herald
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `herald bench`: throughput and latency of a broker, measured like `nats bench` and like
+/// the peer-broker harness (shared/peers), so the numbers compare.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure a broker's throughput and latency (and the client library's own speed).",
+        discussion: """
+            Workloads (64-byte payloads unless noted; N = --messages per publisher):
+              W1  1 publisher -> 1 subscriber
+              W2  1 publisher -> 8 subscribers
+              W3  4 publishers -> 1 subscriber
+              W4  round-trip latency, one in flight (bench/ping -> ponger -> bench/pong)
+              W5  1 -> 1 with 4 KiB payloads (also MB/s)
+              W6  slow consumer: 1 -> 2, subscriber 0 stalls 2 s; --slow-consumer policy
+              L1  the client library alone, against a loopback broker
+
+            W4 does 1000 warm-up round trips, then N measured ones (HdrHistogram percentiles). \
+            W6 reports what the policy promises and whether it was kept. L1 measures how fast one \
+            task publishes into the library and one task receives from it, against a stand-in \
+            broker that costs next to nothing, and compares both with W1 of the same run.
+
+            Every client is a separate process (this program re-run as a hidden worker), each using \
+            the Herald library from one task, as in the peer harness: in one process the clients \
+            would share one scheduler and one allocator, and the numbers would measure that \
+            process's scheduling rather than the broker. Start barrier: every subscriber has \
+            subscribed (subscribe returns after the broker's OK, so the subscription is live) and \
+            every publisher has connected before any publisher starts. Each message carries the \
+            publisher's index, a sequence number and its send time; subscribers check every \
+            publisher's sequence for gaps, duplicates and reordering. Throughput = all deliveries \
+            / (latest last - earliest first receive time over the subscribers). A subscriber stops \
+            when it has every message, 2 s after the publishers finished with nothing arriving, \
+            or when the broker disconnects it.
+
+            W1-W5 subscribers ask for the backpressure policy, so those workloads are lossless and \
+            any lost, duplicated or reordered message is an error. Broker CPU and RSS are sampled \
+            from /proc every 20 ms (the broker's pid comes from WELCOME; this needs the broker in \
+            the same pid namespace); client CPU comes from getrusage in each worker.
+
+            Exit status: 0 all workloads ran and every check passed; 1 a workload failed or a \
+            delivery check failed (loss, duplicates or reordering in a lossless workload, a broken \
+            slow-consumer promise); 2 no broker (unreachable, or heraldd could not be started).
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: ArgumentHelp("Comma-separated workloads: W1,W2,W3,W4,W5,W6,L1, or all.", valueName: "list"))
+    var workloads = "all"
+
+    @Option(help: ArgumentHelp(
+        "Messages per publisher (W4: measured round trips; L1: messages each way) for every workload run. Default: per workload, about 2-4 s each.",
+        valueName: "N"))
+    var messages: Int?
+
+    @Option(help: ArgumentHelp("Payload bytes (at least 24) for all workloads but W5, which uses 4096.", valueName: "bytes"))
+    var size = 64
+
+    @Option(
+        name: .customLong("slow-consumer"),
+        help: ArgumentHelp("W6's policy: drop, disconnect or backpressure.", valueName: "policy"))
+    var slowConsumer: SubCommand.Policy = .drop
+
+    @Flag(
+        name: .customLong("spawn-broker"),
+        help: ArgumentHelp(
+            "Start a private heraldd (next to this binary, else on $PATH) on a fresh abstract address for each workload, and stop it after.",
+            discussion: "A fresh broker per workload makes each peak RSS that workload's own and carries no buffers from one workload into the next."))
+    var spawnBroker = false
+
+    @Flag(help: "Print one JSON document (machine facts and a results array) instead of tables.")
+    var json = false
+
+    @Option(help: ArgumentHelp("Give up on a workload that has not finished this many seconds after it started.", valueName: "seconds"))
+    var timeout: Double = 120
+
+    func validate() throws {
+        _ = try selectedWorkloads()
+        if let messages, messages < 1 { throw ValidationError("--messages must be at least 1") }
+        guard size >= BenchHeader.size else { throw ValidationError("--size must be at least \(BenchHeader.size) (the bench header)") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        if spawnBroker && connection.address != nil {
+            throw ValidationError("--spawn-broker picks a private address; leave out --address")
+        }
+    }
+
+    private func selectedWorkloads() throws -> [BenchWorkload] {
+        if workloads.lowercased() == "all" { return BenchWorkload.allCases }
+        var selected: [BenchWorkload] = []
+        for name in workloads.split(separator: ",") {
+            let trimmed = name.trimmingPrefix(" ").uppercased()
+            guard let workload = BenchWorkload(rawValue: trimmed) else {
+                throw ValidationError("unknown workload '\(name)' (choose from \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            if !selected.contains(workload) { selected.append(workload) }
+        }
+        guard !selected.isEmpty else { throw ValidationError("--workloads names no workload") }
+        return selected
+    }
+
+    private func plan(_ workload: BenchWorkload) -> BenchPlan {
+        BenchPlan(
+            workload: workload, messages: messages ?? workload.defaultMessages, size: workload.fixedPayloadSize ?? size,
+            policy: workload == .w6 ? slowConsumer.policy : .backpressure,
+            stallMilliseconds: workload == .w6 ? 2000 : 0)
+    }
+
+    func run() async throws {
+        let plans = try selectedWorkloads().map(plan)
+        // Writes to a worker that died must fail with EPIPE, not kill us.
+        signal(SIGPIPE, SIG_IGN)
+        let signals = SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP]) {
+            ChildRegistry.killAll()
+            StandardError.line("\nherald bench: interrupted")
+            _exit(130)
+        }
+        defer { signals.cancel() }
+
+        let executable = currentExecutablePath()
+        var heraldd: String?
+        if spawnBroker {
+            guard let found = SpawnedBroker.locateExecutable() else {
+                StandardError.line("herald bench: cannot find heraldd next to \(executable) or on $PATH")
+                throw ExitCode(ExitStatus.noConnection)
+            }
+            heraldd = found
+        }
+        let progress = ProgressLine(enabled: true)
+        var broker = BenchReport.Broker(spawned: spawnBroker, executable: heraldd, measured: true)
+        var results: [BenchResult] = []
+        for (number, plan) in plans.enumerated() {
+            progress.begin("\(plan.label)  starting")
+            let result: BenchResult
+            if plan.workload == .l1 {
+                result = runLibrary(plan, executable: executable, progress: progress)
+            } else {
+                result = try await runWithBroker(plan, number: number, heraldd: heraldd, executable: executable, progress: progress, broker: &broker)
+            }
+            progress.finish(summaryLine(result))
+            results.append(result)
+        }
+        if let l1 = results.firstIndex(where: { $0.workload == BenchWorkload.l1.rawValue }) {
+            results[l1].compareLibrary(withW1: results.first { $0.workload == BenchWorkload.w1.rawValue })
+        }
+
+        let report = BenchReport(
+            machine: MachineFacts.current(), broker: broker,
+            options: BenchReport.Options(
+                workloads: plans.map(\.workload.rawValue), messages: messages, size: size, slowConsumer: slowConsumer.rawValue),
+            method:
+                "W1-W5: subscribers ask for backpressure (lossless: any loss is an error); W6: --slow-consumer \(slowConsumer.rawValue). "
+                + "Every client is its own process using the Herald library from one task.",
+            results: results, ok: results.allSatisfy(\.isOK))
+        Output(fd: 1).write(json ? report.json() : "\n" + report.text())
+        if !report.ok { throw ExitCode(1) }
+    }
+
+    /// Runs a broker workload: (starts a private broker,) asks the broker who it is, runs, stops it.
+    private func runWithBroker(
+        _ plan: BenchPlan, number: Int, heraldd: String?, executable: String, progress: ProgressLine,
+        broker: inout BenchReport.Broker
+    ) async throws -> BenchResult {
+        var spawned: SpawnedBroker?
+        let address: String
+        if let heraldd {
+            address = "@herald-bench/\(getpid())/\(number)"
+            do {
+                spawned = try await SpawnedBroker.start(executable: heraldd, address: address)
+            } catch {
+                progress.finish("herald bench: \(error)")
+                throw ExitCode(ExitStatus.noConnection)
+            }
+        } else {
+            address = BusAddress.resolve(connection.address).description
+        }
+        defer { spawned?.stop() }
+
+        // WELCOME names the broker process, whose CPU and memory we sample.
+        let probe: Bus
+        do {
+            probe = try await Bus.connect(to: address, options: BusOptions(clientName: "bench-probe"))
+        } catch {
+            progress.finish("")
+            throw Failure.report(error)
+        }
+        let pid = probe.broker.pid
+        broker.serverName = probe.broker.serverName
+        if broker.address == nil { broker.address = address }
+        await probe.close()
+        let visible = BrokerSampler.isVisibleBroker(pid) && (spawned == nil || spawned!.process.pid == Int32(pid))
+        if !visible { broker.measured = false }
+        let sampler = BrokerSampler(pid: visible ? Int32(pid) : nil)
+
+        let runner = WorkloadRunner(
+            plan: plan, address: address, executable: executable, sampler: sampler, progress: progress, timeout: timeout)
+        do {
+            let record = try runner.run()
+            return BenchResult(plan: plan, record: record, sampler: sampler, brokerPID: pid, freshBroker: spawned != nil)
+        } catch {
+            return BenchResult.failed(plan, error.description)
+        }
+    }
+
+    private func runLibrary(_ plan: BenchPlan, executable: String, progress: ProgressLine) -> BenchResult {
+        let runner = WorkloadRunner(
+            plan: plan, address: "", executable: executable, sampler: BrokerSampler(pid: nil), progress: progress,
+            timeout: timeout)
+        do {
+            let record = try runner.run()
+            return BenchResult(plan: plan, record: record, sampler: BrokerSampler(pid: nil), brokerPID: nil, freshBroker: false)
+        } catch {
+            return BenchResult.failed(plan, error.description)
+        }
+    }
+
+    /// The line left on stderr when a workload ends.
+    private func summaryLine(_ result: BenchResult) -> String {
+        var line = "\(result.label): "
+        if let t = result.throughput {
+            line += "\(BenchFormat.short(t.deliveredPerSecond)) msg/s delivered, fraction \(BenchFormat.fixed(t.deliveredFractionMin, 4))"
+        } else if let l = result.latency {
+            line += "p50 \(BenchFormat.fixed(l.p50Micros, 1)) us, p99 \(BenchFormat.fixed(l.p99Micros, 1)) us"
+        } else if let l = result.library {
+            line += "publish \(BenchFormat.short(l.publishPerSecond)) msg/s, receive \(BenchFormat.short(l.receivePerSecond)) msg/s"
+        }
+        line += "  [\(result.status)" + (result.problems.first.map { ": \($0)" } ?? "") + "]"
+        return line
+    }
+}

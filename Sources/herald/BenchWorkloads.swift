@@ -1,0 +1,88 @@
+import Herald
+
+/// The workloads of `herald bench`: those of the peer harness in shared/peers (W1–W6), plus
+/// L1, the client library measured without a broker.
+enum BenchWorkload: String, CaseIterable, Codable, Sendable {
+    case w1 = "W1", w2 = "W2", w3 = "W3", w4 = "W4", w5 = "W5", w6 = "W6", l1 = "L1"
+
+    /// What it measures, in a few words.
+    var summary: String {
+        switch self {
+        case .w1: "1 publisher -> 1 subscriber"
+        case .w2: "1 publisher -> 8 subscribers"
+        case .w3: "4 publishers -> 1 subscriber"
+        case .w4: "round-trip latency, one in flight"
+        case .w5: "1 -> 1, 4 KiB payloads"
+        case .w6: "slow consumer: 1 -> 2, subscriber 0 stalls 2 s"
+        case .l1: "client library alone, one task each way"
+        }
+    }
+
+    /// Publisher processes (W4: the pinger; L1: none, it is one process).
+    var publishers: Int {
+        switch self {
+        case .w3: 4
+        case .w4, .l1: 0
+        default: 1
+        }
+    }
+
+    /// Subscriber processes.
+    var subscribers: Int {
+        switch self {
+        case .w2: 8
+        case .w6: 2
+        case .w4, .l1: 0
+        default: 1
+        }
+    }
+
+    /// Messages per publisher (W4: measured round trips), chosen so each workload runs for
+    /// about 2–4 s on the 2-core machine the peer numbers come from.
+    var defaultMessages: Int {
+        switch self {
+        case .w1: 8_000_000
+        case .w2: 1_000_000
+        case .w3: 1_500_000
+        case .w4: 25_000
+        case .w5: 600_000
+        case .w6: 6_000_000
+        case .l1: 8_000_000
+        }
+    }
+
+    /// The payload size this workload always uses, whatever `--size` says.
+    var fixedPayloadSize: Int? { self == .w5 ? 4096 : nil }
+}
+
+/// One workload as it will run.
+struct BenchPlan: Sendable {
+    var workload: BenchWorkload
+    /// Messages per publisher (W4: measured round trips; L1: messages each way).
+    var messages: Int
+    var size: Int
+    /// The slow-consumer policy the subscribers ask for.
+    var policy: SlowConsumerPolicy
+    /// W6: how long subscriber 0 stops reading after its first message.
+    var stallMilliseconds: Int
+    /// A subscriber stops when nothing arrived for this long after the publishers were done.
+    var idleMilliseconds = 2000
+    /// W4: unmeasured round trips first.
+    var warmup = 1000
+
+    /// Whether every message must arrive: the subscribers asked for backpressure.
+    var isLossless: Bool { policy == .backpressure }
+
+    /// A short label for tables: workload, shape and payload size.
+    var label: String {
+        switch workload {
+        case .w1: "W1 1->1 \(BenchFormat.bytes(size))"
+        case .w2: "W2 1->8 \(BenchFormat.bytes(size))"
+        case .w3: "W3 4->1 \(BenchFormat.bytes(size))"
+        case .w4: "W4 ping-pong \(BenchFormat.bytes(size))"
+        case .w5: "W5 1->1 \(BenchFormat.bytes(size))"
+        case .w6: "W6 slow consumer (\(policy))"
+        case .l1: "L1 library \(BenchFormat.bytes(size))"
+        }
+    }
+}
