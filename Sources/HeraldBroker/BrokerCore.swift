@@ -64,8 +64,10 @@ public final class BrokerCore {
         return peers[Int(slot)]
     }
 
-    /// Every open peer, for timers and shutdown (not for the hot path).
-    var openPeers: [PeerPointer] { peers.compactMap { $0 } }
+    /// Calls `body` for every open peer (timers, shutdown; not the hot path).
+    func forEachPeer(_ body: (PeerPointer) -> Void) {
+        for case let peer? in peers { body(peer) }
+    }
 
     // MARK: - Connections
 
@@ -142,17 +144,16 @@ public final class BrokerCore {
     }
 
     /// Hands over the peers with new output and starts a new batch, so a peer touched
-    /// while they are being flushed is listed again.
-    func takeTouched() -> [PeerPointer] {
+    /// while they are being flushed is listed again. `batch` must be empty; the arrays are
+    /// swapped, so neither is reallocated (this runs on every wakeup).
+    func takeTouched(into batch: inout [PeerPointer]) {
         batchEpoch &+= 1
-        defer { touched.removeAll(keepingCapacity: true) }
-        return touched
+        swap(&batch, &touched)
     }
 
-    /// Hands over the publishers whose reading may resume.
-    func takeResumed() -> [PeerPointer] {
-        defer { resumed.removeAll(keepingCapacity: true) }
-        return resumed
+    /// Hands over the publishers whose reading may resume; `batch` must be empty.
+    func takeResumed(into batch: inout [PeerPointer]) {
+        swap(&batch, &resumed)
     }
 
     /// Frees the peers removed since the last call, after dropping them from ``touched``
@@ -170,8 +171,9 @@ public final class BrokerCore {
 
     /// Ends a batch without a server: forgets ``touched`` and ``resumed`` and frees removed peers.
     func endBatch() {
-        _ = takeTouched()
-        _ = takeResumed()
+        batchEpoch &+= 1
+        touched.removeAll(keepingCapacity: true)
+        resumed.removeAll(keepingCapacity: true)
         freeRemovedPeers()
     }
 

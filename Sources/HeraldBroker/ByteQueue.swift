@@ -133,6 +133,9 @@ struct ByteQueue: ~Copyable {
         }
         var newCapacity = max(capacity * 2, ByteQueue.minimumCapacity)
         while newCapacity < used + length { newCapacity *= 2 }
+        // Past the threshold, grow only to what is needed: compaction takes over, so a full
+        // queue's memory stays near the output limit instead of the next power of two.
+        if newCapacity > compactionThreshold { newCapacity = max(compactionThreshold, used + length) }
         let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
         if used > 0 { newStorage.copyMemory(from: storage! + head, byteCount: used) }
         storage?.deallocate()

@@ -32,6 +32,11 @@ public final class EpollServer {
     private static let readsPerTurn = 4
     /// Peers with data still unread (budget exhausted, or resumed after a pause).
     private var pendingReads: [PeerPointer] = []
+    // Work lists swapped with the core's each wakeup; kept as fields so their storage is
+    // reused instead of reallocated.
+    private var readBatch: [PeerPointer] = []
+    private var resumedBatch: [PeerPointer] = []
+    private var touchedBatch: [PeerPointer] = []
     /// A descriptor held in reserve so accept can still drain the backlog at EMFILE.
     private var reserveFD: Int32
     private var acceptFailureLogged = false
@@ -226,25 +231,27 @@ public final class EpollServer {
     /// Continues reading peers that still have input: those whose turn ran out, and
     /// publishers a drained subscriber released.
     private func servicePendingReads() {
-        let resumed = core.takeResumed()
-        guard !pendingReads.isEmpty || !resumed.isEmpty else { return }
-        var work = pendingReads
-        pendingReads.removeAll(keepingCapacity: true)
-        for peer in resumed where peer.pointee.state == .active {
+        core.takeResumed(into: &resumedBatch)
+        defer { resumedBatch.removeAll(keepingCapacity: true) }
+        guard !pendingReads.isEmpty || !resumedBatch.isEmpty else { return }
+        swap(&readBatch, &pendingReads)
+        defer { readBatch.removeAll(keepingCapacity: true) }
+        for peer in resumedBatch where peer.pointee.state == .active {
             core.processBufferedInput(peer)
             // Edge-triggered: the socket may hold data whose edge was spent while paused.
-            if !peer.pointee.isReadPaused { work.append(peer) }
+            if !peer.pointee.isReadPaused { readBatch.append(peer) }
         }
-        for peer in work where peer.pointee.state != .closed { readFrom(peer, hangup: true) }
+        for peer in readBatch where peer.pointee.state != .closed { readFrom(peer, hangup: true) }
     }
 
     /// Writes every peer that got output, once per round; writing can release paused
     /// publishers whose buffered input produces more output, so a few rounds may run.
     private func flushTouched() {
         for _ in 0..<4 {
-            let batch = core.takeTouched()
-            if batch.isEmpty { return }
-            for peer in batch where peer.pointee.state != .closed { flush(peer) }
+            core.takeTouched(into: &touchedBatch)
+            if touchedBatch.isEmpty { return }
+            for peer in touchedBatch where peer.pointee.state != .closed { flush(peer) }
+            touchedBatch.removeAll(keepingCapacity: true)
             servicePendingReads()
         }
     }

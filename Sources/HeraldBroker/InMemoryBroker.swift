@@ -15,6 +15,8 @@ public final class InMemoryBroker {
     /// The core being driven.
     public let core: BrokerCore
     private var clock = 0.0
+    private var resumedBatch: [PeerPointer] = []
+    private var touchedBatch: [PeerPointer] = []
 
     /// Creates a broker with `configuration` whose own uid is `brokerUID`.
     public init(configuration: BrokerConfiguration = BrokerConfiguration(), brokerUID: UInt32 = 1000,
@@ -97,9 +99,14 @@ public final class InMemoryBroker {
 
     /// Ends a batch: continues publishers released by drains and frees closed peers.
     public func endBatch() {
-        for peer in core.takeResumed() where peer.pointee.state == .active { core.processBufferedInput(peer) }
-        _ = core.takeTouched()
-        for peer in core.openPeers where peer.pointee.state == .closing { core.remove(peer, reason: "closed") }
+        core.takeResumed(into: &resumedBatch)
+        for peer in resumedBatch where peer.pointee.state == .active { core.processBufferedInput(peer) }
+        resumedBatch.removeAll(keepingCapacity: true)
+        core.takeTouched(into: &touchedBatch)
+        touchedBatch.removeAll(keepingCapacity: true)
+        core.forEachPeer { peer in
+            if peer.pointee.state == .closing { core.remove(peer, reason: "closed") }
+        }
         core.freeRemovedPeers()
     }
 }

@@ -15,7 +15,7 @@ public enum Topic {
     @inlinable
     public static func validatePublishable(_ bytes: UnsafeRawBufferPointer, maxLength: Int) -> TopicError? {
         if let error = validate(bytes, maxLength: maxLength) { return error }
-        return bytes[0] == reservedPrefix ? .reserved : nil
+        return bytes[0] == 0x24 ? .reserved : nil  // '$'
     }
 
     /// Checks `bytes` against the topic grammar (a `$` topic is well-formed here).
@@ -23,17 +23,19 @@ public enum Topic {
     public static func validate(_ bytes: UnsafeRawBufferPointer, maxLength: Int) -> TopicError? {
         guard !bytes.isEmpty else { return .empty }
         guard bytes.count <= maxLength else { return .tooLong(length: bytes.count, maximum: maxLength) }
-        var previous = separator  // a leading '/' is an empty level
+        // Literals, not the static constants: in another module each use of a `static let`
+        // is an accessor call, twice per byte on the broker's route-cache-miss path.
+        var previous: UInt8 = 0x2F  // a leading '/' is an empty level
         for byte in bytes {
             switch byte {
-            case separator where previous == separator: return .emptyLevel
-            case singleLevelWildcard, multiLevelWildcard: return .wildcardInTopic
+            case 0x2F where previous == 0x2F: return .emptyLevel  // "//"
+            case 0x2B, 0x23: return .wildcardInTopic  // '+', '#'
             case 0: return .nulCharacter
             default: break
             }
             previous = byte
         }
-        if previous == separator { return .emptyLevel }
+        if previous == 0x2F { return .emptyLevel }
         return UTF8Validation.isValid(bytes) ? nil : .invalidUTF8
     }
 
