@@ -20,6 +20,8 @@ struct ByteQueue: ~Copyable {
 
     /// The smallest allocation; idle peers hold no storage at all.
     static let minimumCapacity = 4096
+    /// Above this size an output queue grows in one step to its compaction threshold.
+    static let directGrowthThreshold = 256 << 10
     /// Capacity past which the queue compacts in place rather than grow, so memory stays
     /// near the output limit instead of doubling past it.
     var compactionThreshold = Int.max
@@ -133,9 +135,13 @@ struct ByteQueue: ~Copyable {
         }
         var newCapacity = max(capacity * 2, ByteQueue.minimumCapacity)
         while newCapacity < used + length { newCapacity *= 2 }
-        // Past the threshold, grow only to what is needed: compaction takes over, so a full
-        // queue's memory stays near the output limit instead of the next power of two.
-        if newCapacity > compactionThreshold { newCapacity = max(compactionThreshold, used + length) }
+        // A queue that outgrows the small sizes goes straight to its final capacity (the
+        // output limit plus one frame): untouched pages of a large allocation cost no memory,
+        // while each doubling would hold the old and new buffers at once (a peak of 2x).
+        // From there compaction takes over, so memory stays near the output limit.
+        if newCapacity > ByteQueue.directGrowthThreshold && compactionThreshold != Int.max {
+            newCapacity = max(compactionThreshold, used + length)
+        }
         let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
         if used > 0 { newStorage.copyMemory(from: storage! + head, byteCount: used) }
         storage?.deallocate()

@@ -11,15 +11,15 @@ struct ByteQueueTests {
 
     @Test func growthStopsAtTheCompactionThreshold() {
         var queue = ByteQueue()
-        queue.compactionThreshold = 100_000
-        let chunk = [UInt8](repeating: 1, count: 1000)
+        queue.compactionThreshold = 1_000_000
+        let chunk = [UInt8](repeating: 1, count: 10_000)
         for _ in 0..<99 { queue.append(chunk) }
-        #expect(queue.capacity <= 100_000, "no power-of-two overshoot past the threshold")
+        #expect(queue.capacity == 1_000_000, "past the small sizes it grows once, to the threshold")
         // Consume most, then keep appending: the queue compacts instead of growing.
-        queue.discard(90_000)
+        queue.discard(900_000)
         for _ in 0..<80 { queue.append(chunk) }
-        #expect(queue.capacity <= 100_000)
-        #expect(queue.count == 99_000 - 90_000 + 80_000)
+        #expect(queue.capacity == 1_000_000)
+        #expect(queue.count == 990_000 - 900_000 + 800_000)
     }
 
     @Test func contentsSurviveCompactionAndGrowth() {
