@@ -136,8 +136,12 @@ public final class Bus: Sendable {
     }
 
     /// Suspends until the I/O thread has taken the full outgoing buffer.
+    ///
+    /// Nonsending, so a caller that inlined `publish` needs no executor hop after it: such
+    /// a hop would leave the caller's executor unknown to the optimizer, which then keeps a
+    /// hop in every later `for try await` iteration over a subscription.
     @usableFromInline
-    func waitForPublishSpace() async {
+    nonisolated(nonsending) func waitForPublishSpace() async {
         await connection.waitForPublishSpace()
     }
 

@@ -10,9 +10,10 @@ import Glibc
 ///
 /// Everything here runs on that one thread, so the class needs no locks of its own; it
 /// talks to tasks only through ``Connection`` (outgoing buffer, pending requests) and
-/// ``SubscriptionState`` (delivery). Hot path: `readAvailable` → `parseFrames` →
-/// `handleMessage`, which reads MESSAGE frames in place from the read buffer (unsafe
-/// pointers, fenced in those three functions) and copies topic and payload out once.
+/// ``SubscriptionState`` (delivery). Hot path: `readAvailable` → `parseFrames`, which reads
+/// MESSAGE frames in place from the read buffer (unsafe pointers, fenced in those two
+/// functions) and copies each matching frame, as it is, into the subscription's
+/// ``DeliveryBuffer``; the consuming task makes the ``Message`` values.
 final class IOLoop {
     /// How long close() waits for the broker's GOODBYE before giving up.
     static let closeTimeout: Duration = .seconds(2)
@@ -29,15 +30,13 @@ final class IOLoop {
     private static let eventHup = UInt32(truncatingIfNeeded: HERALD_EV_HUP)
     private static let eventRdHup = UInt32(truncatingIfNeeded: HERALD_EV_RDHUP)
 
-    /// A subscription as the I/O thread sees it: the shared state plus messages staged
-    /// during the current batch.
+    /// A subscription as the I/O thread sees it: the shared state plus the frames staged
+    /// for it during the current batch.
     private struct Target {
         let state: SubscriptionState
         /// The filters the broker confirmed.
         let filters: [TopicFilter]
-        var staged: [Message] = []
-        var stagedBytes = 0
-        var touched = false
+        var staged: DeliveryBuffer
     }
 
     private let connection: Connection
@@ -60,11 +59,12 @@ final class IOLoop {
     private var targets: [Target] = []
     private var touched: [Int] = []
     private var knownSubscriptionsVersion: UInt64 = .max
-    /// One-entry route cache: the last topic seen, its String, and the targets it matched.
+    /// One-entry route cache: the last topic seen and the targets it matched.
     private var cachedTopic: [UInt8] = []
-    private var cachedTopicString = ""
     private var cachedTargets: [Int] = []
     private var cacheValid = false
+    /// Counts the routes made, to tag runs of messages on one topic.
+    private var topicRuns = 0
 
     /// Messages the broker reported dropped that no delivered message has carried yet.
     private var pendingDropped: UInt64 = 0
@@ -387,92 +387,185 @@ final class IOLoop {
         readEnd = pending
     }
 
+    /// Where the current run of messages goes: the last topic seen and what it matched.
+    /// A local of `parseFrames`, so a message on the same topic as the previous one costs
+    /// no class property access (no exclusivity check) and no reference counting.
+    private struct Route {
+        /// The topic, pointing into the read buffer (valid for one parse pass); nil at first.
+        var topic: UnsafeRawPointer?
+        var topicLength = -1
+        /// The buffer and target index of the only matching subscription (the common case).
+        /// Unmanaged: `targets` keeps it alive for the pass, and a strong reference here
+        /// would cost a retain and a release per message.
+        var single: Unmanaged<DeliveryBuffer>?
+        var singleIndex = 0
+        /// Several subscriptions match: stage through `cachedTargets`.
+        var several = false
+        /// Identifies this run of messages on one topic (see ``DeliveryBuffer``).
+        var topicRun = 0
+    }
+
+    /// Consecutive MESSAGE frames in the read buffer for the single subscription of the
+    /// current route, not yet copied: they are copied with one `memcpy` when the run ends.
+    private struct Run {
+        var start: UnsafeRawPointer?
+        var length = 0
+        var charge = 0
+        var topicRun = 0
+        var target: Unmanaged<DeliveryBuffer>?
+        var targetIndex = 0
+    }
+
     /// Handles every complete frame in the read buffer, then hands the staged messages over.
+    ///
+    /// MESSAGE frames (u64 sender peer id, u32 pid, u32 uid, u32 gid, u32 reserved, topic of
+    /// `aux` bytes, payload) are checked and routed in place and copied, whole, into the
+    /// matching subscriptions' buffers; the consuming task decodes them. Frames for the same
+    /// single subscription and topic are copied as one run.
     private func parseFrames() {
         refreshTargetsIfNeeded()
-        while !finished {
-            let available = readEnd - readStart
+        let base = readBuffer
+        let end = readEnd
+        let senderSize = ProtocolLimits.messageSenderBlockSize
+        let maxMessageFrame = maxFrameSize + senderSize
+        var cursor = readStart
+        var route = Route()
+        var run = Run()
+        var dropped = pendingDropped
+        while true {
+            let available = end - cursor
             guard available >= FrameHeader.size else { break }
-            let start = readBuffer + readStart
-            let header = FrameHeader(loadingFrom: start)
-            let type: FrameType
-            do {
-                type = try FrameDecoder.validate(header, maxFrameSize: maxFrameSize)
-            } catch {
-                protocolViolation("\(error)")
-                break
-            }
+            let frame = UnsafeRawPointer(base + cursor)
+            let header = FrameHeader(loadingFrom: frame)
             let length = header.frameLength
-            guard available >= length else {
-                if length > readCapacity { makeRoom(for: length) }
+            var type = FrameType.message
+            if header.type != FrameType.message.rawValue || length > maxMessageFrame {
+                do {
+                    type = try FrameDecoder.validate(header, maxFrameSize: maxFrameSize)
+                } catch {
+                    stage(&run)
+                    readStart = cursor
+                    protocolViolation("\(error)")
+                    break
+                }
+            }
+            guard available >= length else { break }
+            cursor += length
+            guard type == .message else {
+                stage(&run)
+                readStart = cursor
+                pendingDropped = dropped
+                let body = UnsafeRawBufferPointer(start: frame + FrameHeader.size, count: length - FrameHeader.size)
+                handleControlFrame(type, header, body)
+                if finished { break }
+                // It may have delivered the staged buffers or changed the subscriptions.
+                route = Route()
+                dropped = pendingDropped
+                continue
+            }
+            let topicLength = Int(header.aux)
+            guard header.flags == 0, Int(header.bodyLength) >= senderSize + topicLength else {
+                stage(&run)
+                readStart = cursor
+                protocolViolation("MESSAGE with flags 0x\(String(header.flags, radix: 16)) or a topic longer than its body")
                 break
             }
-            readStart += length
-            let body = UnsafeRawBufferPointer(start: start + FrameHeader.size, count: length - FrameHeader.size)
-            if type == .message {
-                handleMessage(header, body)
-            } else {
-                handleControlFrame(type, header, body)
+            let topic = frame + FrameHeader.size + senderSize
+            if topicLength != route.topicLength || !bytesEqual(topic, route.topic.unsafelyUnwrapped, topicLength) {
+                stage(&run)
+                route = self.route(UnsafeRawBufferPointer(start: topic, count: topicLength))
+            }
+            let charge = SubscriptionState.charge(topicLength: topicLength, payloadLength: Int(header.bodyLength) - senderSize - topicLength)
+            if let single = route.single {
+                if dropped != 0 {
+                    // The drop marker goes in front of this frame: end the run, stage it alone.
+                    stage(&run)
+                    let wasEmpty = single._withUnsafeGuaranteedRef {
+                        let wasEmpty = $0.isEmpty
+                        $0.append(frame: frame, length: length, topicRun: route.topicRun, droppedBefore: dropped, charge: charge)
+                        return wasEmpty
+                    }
+                    if wasEmpty { touched.append(route.singleIndex) }
+                    dropped = 0
+                } else if run.length > 0 {
+                    // The run is this route's (a new route ends it) and ends right before this
+                    // frame (anything skipped in between ends it too), so the topic is the same.
+                    assert(run.start.unsafelyUnwrapped + run.length == frame)
+                    (base + cursor - length).storeBytes(of: DeliveryBuffer.sameTopicFlag, toByteOffset: 5, as: UInt8.self)
+                    run.length += length
+                    run.charge += charge
+                } else {
+                    run = Run(
+                        start: frame, length: length, charge: charge, topicRun: route.topicRun, target: single,
+                        targetIndex: route.singleIndex)
+                }
+            } else if route.several {
+                stageForSeveral(frame: frame, length: length, topicRun: route.topicRun, droppedBefore: dropped, charge: charge)
+                dropped = 0
             }
         }
-        if readStart == readEnd {
-            readStart = 0
-            readEnd = 0
-        } else if readCapacity - readEnd < FrameHeader.size * 64 {
-            makeRoom(for: 0)
+        stage(&run)
+        pendingDropped = dropped
+        readStart = cursor
+        if !finished {
+            if readStart == readEnd {
+                readStart = 0
+                readEnd = 0
+            } else if readEnd - readStart >= FrameHeader.size {
+                let length = FrameHeader(loadingFrom: readBuffer + readStart).frameLength
+                if length > readCapacity { makeRoom(for: length) }
+            }
+            if readCapacity - readEnd < FrameHeader.size * 64 { makeRoom(for: 0) }
         }
         deliverStaged()
     }
 
-    /// MESSAGE, read in place: u64 sender peer id, u32 pid, u32 uid, u32 gid, u32 reserved,
-    /// topic (aux bytes), payload.
-    @inline(__always)
-    private func handleMessage(_ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
-        let senderSize = ProtocolLimits.messageSenderBlockSize
-        let topicLength = Int(header.aux)
-        guard header.flags == 0, body.count >= senderSize + topicLength else {
-            protocolViolation("MESSAGE with flags 0x\(String(header.flags, radix: 16)) or a topic longer than its body")
-            return
-        }
-        let topic = UnsafeRawBufferPointer(rebasing: body[senderSize..<senderSize + topicLength])
-        guard route(topic) else { return }
-        let base = body.baseAddress!
-        let sender = Message.Sender(
-            peerID: UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)),
-            pid: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
-            uid: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
-            gid: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
-        let payload = [UInt8](UnsafeRawBufferPointer(rebasing: body[(senderSize + topicLength)...]))
-        let message = Message(topic: cachedTopicString, payload: payload, sender: sender, droppedBefore: pendingDropped)
-        pendingDropped = 0
-        let charge = SubscriptionState.charge(topicLength: topicLength, payloadLength: payload.count)
-        for index in cachedTargets {
-            targets[index].staged.append(message)
-            targets[index].stagedBytes += charge
-            if !targets[index].touched {
-                targets[index].touched = true
-                touched.append(index)
+    /// Finds the subscriptions `topic` matches (into `cachedTargets`, which outlives a pass).
+    private func route(_ topic: UnsafeRawBufferPointer) -> Route {
+        let known =
+            cacheValid && cachedTopic.count == topic.count
+            && (topic.isEmpty || cachedTopic.withUnsafeBytes { memcmp($0.baseAddress!, topic.baseAddress!, topic.count) == 0 })
+        if !known {
+            cachedTopic.removeAll(keepingCapacity: true)
+            cachedTopic.append(contentsOf: topic)
+            cachedTargets.removeAll(keepingCapacity: true)
+            for index in targets.indices where targets[index].filters.contains(where: { $0.matches(topic: topic) }) {
+                cachedTargets.append(index)
             }
+            cacheValid = true
         }
+        topicRuns &+= 1
+        var route = Route(topic: topic.baseAddress, topicLength: topic.count, topicRun: topicRuns)
+        if cachedTargets.count == 1 {
+            route.singleIndex = cachedTargets[0]
+            route.single = Unmanaged.passUnretained(targets[route.singleIndex].staged)
+        } else {
+            route.several = !cachedTargets.isEmpty
+        }
+        return route
     }
 
-    /// Finds the subscriptions `topic` matches (into `cachedTargets`); false if none.
+    /// Copies a run of frames into its subscription's buffer and empties it.
     @inline(__always)
-    private func route(_ topic: UnsafeRawBufferPointer) -> Bool {
-        if cacheValid && cachedTopic.count == topic.count
-            && (topic.isEmpty || cachedTopic.withUnsafeBytes { memcmp($0.baseAddress!, topic.baseAddress!, topic.count) == 0 })
-        {
-            return !cachedTargets.isEmpty
+    private func stage(_ run: inout Run) {
+        guard run.length > 0, let target = run.target else { return }
+        let wasEmpty = target._withUnsafeGuaranteedRef {
+            let wasEmpty = $0.isEmpty
+            $0.append(frames: run.start.unsafelyUnwrapped, length: run.length, topicRun: run.topicRun, charge: run.charge)
+            return wasEmpty
         }
-        cachedTopic.removeAll(keepingCapacity: true)
-        cachedTopic.append(contentsOf: topic)
-        cachedTargets.removeAll(keepingCapacity: true)
-        for index in targets.indices where targets[index].filters.contains(where: { $0.matches(topic: topic) }) {
-            cachedTargets.append(index)
+        if wasEmpty { touched.append(run.targetIndex) }
+        run.length = 0
+        run.charge = 0
+    }
+
+    /// Stages a MESSAGE frame for every subscription in `cachedTargets`.
+    private func stageForSeveral(frame: UnsafeRawPointer, length: Int, topicRun: Int, droppedBefore: UInt64, charge: Int) {
+        for index in cachedTargets {
+            let staged = targets[index].staged
+            if staged.isEmpty { touched.append(index) }
+            staged.append(frame: frame, length: length, topicRun: topicRun, droppedBefore: droppedBefore, charge: charge)
         }
-        cachedTopicString = cachedTargets.isEmpty ? "" : String(decoding: topic, as: UTF8.self)
-        cacheValid = true
-        return !cachedTargets.isEmpty
     }
 
     /// Re-reads the subscription table if it changed (only between batches: nothing is staged).
@@ -480,7 +573,11 @@ final class IOLoop {
         let version = connection.subscriptionsVersion.load(ordering: .acquiring)
         guard version != knownSubscriptionsVersion else { return }
         knownSubscriptionsVersion = version
-        targets = connection.activeSubscriptions().map { Target(state: $0.state, filters: $0.filters) }
+        // Nothing is staged between batches: the old targets' buffers are reused.
+        var buffers = targets.map(\.staged)
+        targets = connection.activeSubscriptions().map {
+            Target(state: $0.state, filters: $0.filters, staged: buffers.popLast() ?? DeliveryBuffer())
+        }
         cacheValid = false
     }
 
@@ -488,10 +585,7 @@ final class IOLoop {
     private func deliverStaged() {
         for index in touched {
             let state = targets[index].state
-            let bytes = targets[index].stagedBytes
-            targets[index].stagedBytes = 0
-            targets[index].touched = false
-            let overLimit = state.deliver(&targets[index].staged, bytes: bytes)
+            let overLimit = state.deliver(&targets[index].staged)
             if overLimit && closeDeadline == nil && !blockingSubscriptions.contains(where: { $0 === state }) {
                 blockingSubscriptions.append(state)
             }

@@ -55,6 +55,32 @@ public struct Message: Sendable {
     }
 }
 
+/// A received message read in place from its subscription's receive buffer, as
+/// ``Subscription/Iterator/nextBatch(limit:_:)`` hands it to its closure.
+///
+/// A view costs no allocation: ``payloadBytes`` points into the receive buffer and is valid
+/// only until that closure returns. Keep ``message`` (or a copy of the bytes) instead of the
+/// view or the pointer.
+public struct MessageView {
+    /// The topic the message was published on.
+    public let topic: String
+    /// The message bytes, exactly as published; valid only during the closure call.
+    public let payloadBytes: UnsafeRawBufferPointer
+    /// Who published it.
+    public let sender: Message.Sender
+    /// How many messages the broker reported dropped just before this one (see
+    /// ``Message/droppedBefore``).
+    public let droppedBefore: UInt64
+
+    /// The message as a ``Message`` value, with the payload copied out.
+    public var message: Message {
+        Message(topic: topic, payload: [UInt8](payloadBytes), sender: sender, droppedBefore: droppedBefore)
+    }
+
+    /// The payload as text, or nil if it is not valid UTF-8.
+    public var string: String? { String(validating: payloadBytes, as: UTF8.self) }
+}
+
 /// Something that happened to a ``Bus`` connection as a whole, reported by ``Bus/events()``.
 public enum BusEvent: Sendable, Equatable {
     /// The broker dropped `count` messages (`bytes` bytes of frames) for this client because

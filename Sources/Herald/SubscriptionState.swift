@@ -2,10 +2,11 @@ import HeraldProtocol
 import Synchronization
 
 /// The client side of one ``Subscription``: its filters, the broker-side subscription ids
-/// that carry them, and the buffer the I/O thread fills and the iterator drains.
+/// that carry them, and the queue the I/O thread fills and the iterator drains.
 ///
-/// Delivery is batched: the I/O thread appends everything one socket read produced under one
-/// lock acquisition, and the iterator swaps the whole array out under one acquisition too.
+/// Delivery is batched: the I/O thread queues a ``DeliveryBuffer`` (everything one socket
+/// read produced for this subscription) under one lock acquisition, and the iterator takes
+/// the whole queue, and gives back the buffers it has read, under one acquisition too.
 final class SubscriptionState: Sendable {
     /// How a subscription ended.
     enum End: Sendable {
@@ -20,7 +21,7 @@ final class SubscriptionState: Sendable {
 
     /// What ``take(into:)`` found.
     enum Take {
-        /// `local` now holds at least one message. `wakeReader`: the reader was paused on
+        /// The inbox now holds at least one message. `wakeReader`: the reader was paused on
         /// this subscription and must be woken.
         case messages(wakeReader: Bool)
         case finished
@@ -29,8 +30,11 @@ final class SubscriptionState: Sendable {
     }
 
     private struct Shared {
-        var messages: [Message] = []
-        /// Approximate bytes in `messages`.
+        /// Filled buffers, oldest first.
+        var queue: [DeliveryBuffer] = []
+        /// Buffers the iterator has read, for the I/O thread to fill again.
+        var spares: [DeliveryBuffer] = []
+        /// What the queued messages are charged (see ``charge(topicLength:payloadLength:)``).
         var bytes = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
         var end: End?
@@ -38,6 +42,10 @@ final class SubscriptionState: Sendable {
         /// The I/O thread stopped reading because of this subscription.
         var readerBlocked = false
     }
+
+    /// Spare buffers kept for reuse (more are freed): enough for what the I/O thread fills
+    /// while the iterator reads what it took, without keeping a burst's worth forever.
+    static let maxSpares = 8
 
     /// The filters, in the order given to subscribe.
     let filters: [TopicFilter]
@@ -59,27 +67,28 @@ final class SubscriptionState: Sendable {
 
     // MARK: I/O thread side
 
-    /// Hands a batch to the consumer (leaving `batch` empty) and wakes it if it waits.
-    /// Returns true if the subscription is now over its limit, so the reader must pause.
-    func deliver(_ batch: inout [Message], bytes: Int) -> Bool {
-        let (waiters, blocked) = shared.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
-            guard state.end == nil else {
-                batch.removeAll(keepingCapacity: true)
-                return ([], false)
-            }
-            if state.messages.isEmpty {
-                swap(&state.messages, &batch)
-            } else {
-                state.messages.append(contentsOf: batch)
-                batch.removeAll(keepingCapacity: true)
-            }
+    /// Queues `buffer` (not empty) for the consumer, wakes the consumer if it waits, and
+    /// puts an empty buffer in its place. Returns true if the subscription is now over its
+    /// limit, so the reader must pause.
+    func deliver(_ buffer: inout DeliveryBuffer) -> Bool {
+        let filled = buffer
+        let bytes = filled.charge
+        let (queued, waiters, blocked, spare) = shared.withLock {
+            state -> (Bool, [CheckedContinuation<Void, Never>], Bool, DeliveryBuffer?) in
+            guard state.end == nil else { return (false, [], false, nil) }
+            state.queue.append(filled)
             state.bytes += bytes
             if state.bytes > limit { state.readerBlocked = true }
             let waiters = state.waiters
             if !waiters.isEmpty { state.waiters = [] }
-            return (waiters, state.readerBlocked)
+            return (true, waiters, state.readerBlocked, state.spares.popLast())
         }
         for waiter in waiters { waiter.resume() }
+        if queued {
+            buffer = spare ?? DeliveryBuffer(capacity: min(filled.capacity, DeliveryBuffer.maxReusedCapacity))
+        } else {
+            buffer.removeAll()
+        }
         return blocked
     }
 
@@ -90,18 +99,23 @@ final class SubscriptionState: Sendable {
     /// it and must be woken.
     @discardableResult
     func end(_ end: End) -> Bool {
-        let (waiters, wasBlocking) = shared.withLock { state -> ([CheckedContinuation<Void, Never>], Bool) in
-            guard state.end == nil else { return ([], false) }
+        // The discarded buffers come out of the lock to be freed.
+        let (waiters, wasBlocking, _) = shared.withLock {
+            state -> ([CheckedContinuation<Void, Never>], Bool, [DeliveryBuffer]) in
+            guard state.end == nil else { return ([], false, []) }
             state.end = end
+            var discarded: [DeliveryBuffer] = []
             if case .cancelled = end {
-                state.messages = []
+                swap(&discarded, &state.queue)
+                discarded.append(contentsOf: state.spares)
+                state.spares = []
                 state.bytes = 0
             }
             let wasBlocking = state.readerBlocked
             state.readerBlocked = false
             let waiters = state.waiters
             state.waiters = []
-            return (waiters, wasBlocking)
+            return (waiters, wasBlocking, discarded)
         }
         for waiter in waiters { waiter.resume() }
         return wasBlocking
@@ -112,11 +126,23 @@ final class SubscriptionState: Sendable {
 
     // MARK: Consumer side
 
-    /// Swaps the buffered messages into `local`, which must be empty.
-    func take(into local: inout [Message]) -> Take {
-        shared.withLock { state in
-            if !state.messages.isEmpty {
-                swap(&local, &state.messages)
+    /// Gives back the buffers `inbox` has read (for reuse; any beyond ``maxSpares`` are freed
+    /// after the lock is released) and moves every queued buffer into it.
+    func take(into inbox: inout Inbox) -> Take {
+        var returned = inbox.releaseBuffers()
+        returned.removeAll { $0.capacity > DeliveryBuffer.maxReusedCapacity }
+        for buffer in returned { buffer.removeAll() }
+        var taken: [DeliveryBuffer] = []
+        let result = shared.withLock { state -> Take in
+            let kept = min(SubscriptionState.maxSpares - state.spares.count, returned.count)
+            if kept > 0 {
+                state.spares.append(contentsOf: returned[(returned.count - kept)...])
+                returned.removeLast(kept)
+            }
+            if !state.queue.isEmpty {
+                swap(&taken, &state.queue)
+                // The queue reuses the given-back array's storage.
+                if returned.isEmpty { swap(&returned, &state.queue) }
                 state.bytes = 0
                 let wake = state.readerBlocked
                 state.readerBlocked = false
@@ -133,13 +159,15 @@ final class SubscriptionState: Sendable {
                 return .failed(error)
             }
         }
+        inbox.buffers = taken
+        return result
     }
 
     /// Suspends until messages arrive or the subscription ends.
-    func waitForMessages(isolation: isolated (any Actor)? = #isolation) async {
-        await withCheckedContinuation(isolation: isolation) { (continuation: CheckedContinuation<Void, Never>) in
+    nonisolated(nonsending) func waitForMessages() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = shared.withLock { state in
-                if !state.messages.isEmpty || state.end != nil { return true }
+                if !state.queue.isEmpty || state.end != nil { return true }
                 state.waiters.append(continuation)
                 return false
             }
