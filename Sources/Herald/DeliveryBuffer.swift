@@ -152,7 +152,7 @@ struct Inbox {
         let topicLength = Int(header.aux)
         let topicStart = body + senderSize
         if header.flags & DeliveryBuffer.sameTopicFlag == 0
-            && (topicLength != self.topicLength || !bytesEqual(topicStart, topicBytes.unsafelyUnwrapped, topicLength))
+            && (topicLength != self.topicLength || !ByteComparison.equal(topicStart, topicBytes.unsafelyUnwrapped, count: topicLength))
         {
             topic = String(decoding: UnsafeRawBufferPointer(start: topicStart, count: topicLength), as: UTF8.self)
             topicBytes = topicStart
@@ -202,22 +202,4 @@ struct Inbox {
         swap(&released, &buffers)
         return released
     }
-}
-
-/// Whether the `count` bytes at `a` and `b` are equal. Inlined word compares: topics are
-/// short, and a call to `memcmp` costs more than comparing them.
-@inline(__always)
-func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
-    var offset = 0
-    while count - offset >= 8 {
-        if a.loadUnaligned(fromByteOffset: offset, as: UInt64.self) != b.loadUnaligned(fromByteOffset: offset, as: UInt64.self) {
-            return false
-        }
-        offset += 8
-    }
-    while offset < count {
-        if a.load(fromByteOffset: offset, as: UInt8.self) != b.load(fromByteOffset: offset, as: UInt8.self) { return false }
-        offset += 1
-    }
-    return true
 }

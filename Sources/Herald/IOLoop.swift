@@ -471,7 +471,7 @@ final class IOLoop {
                 break
             }
             let topic = frame + FrameHeader.size + senderSize
-            if topicLength != route.topicLength || !bytesEqual(topic, route.topic.unsafelyUnwrapped, topicLength) {
+            if topicLength != route.topicLength || !ByteComparison.equal(topic, route.topic.unsafelyUnwrapped, count: topicLength) {
                 stage(&run)
                 route = self.route(UnsafeRawBufferPointer(start: topic, count: topicLength))
             }

@@ -329,7 +329,8 @@ public final class BrokerCore {
         }
         let topic = frame + FrameHeader.size
         if publisher.pointee.routeGeneration != index.generation || publisher.pointee.routeTopic.count != topicLength
-            || !Self.bytesEqual(publisher.pointee.routeTopic.readPointer, topic, topicLength)
+            // Inline compare: a memcmp call per message was a tenth of the routing loop.
+            || !ByteComparison.equal(publisher.pointee.routeTopic.readPointer, topic, count: topicLength)
         {
             guard refreshRoute(publisher, UnsafeRawBufferPointer(start: topic, count: topicLength)) else { return }
         }
@@ -368,24 +369,6 @@ public final class BrokerCore {
             touch(subscriber)
         }
         statistics.messagesDelivered &+= UInt64(delivered)
-    }
-
-    /// Compares `count` bytes eight at a time, inline: topics are short, and a call to
-    /// memcmp per message was a tenth of the routing loop.
-    @inline(__always)
-    private static func bytesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
-        var offset = 0
-        while offset + 8 <= count {
-            if a.loadUnaligned(fromByteOffset: offset, as: UInt64.self) != b.loadUnaligned(fromByteOffset: offset, as: UInt64.self) {
-                return false
-            }
-            offset += 8
-        }
-        while offset < count {
-            if a.load(fromByteOffset: offset, as: UInt8.self) != b.load(fromByteOffset: offset, as: UInt8.self) { return false }
-            offset += 1
-        }
-        return true
     }
 
     /// Recomputes `publisher`'s cached route for `topic`. Returns false (after sending an
