@@ -40,7 +40,8 @@ struct BenchPinger {
         let pongs = try await bus.subscribe(BenchTopics.pong)
         channel.sendReady(bus)
         await channel.waitForGo()
-        let watchdog = startWatchdog(pongs)
+        // No round trip for pongTimeout ends the pong subscription, so the wait returns nil.
+        let watchdog = channel.cancelWhenStalled(pongs, stallNanos: BenchPinger.pongTimeout)
         defer { watchdog.cancel() }
 
         // 1 ns to 60 s at 3 significant digits: 0.1 % resolution at every scale.
@@ -83,27 +84,5 @@ struct BenchPinger {
             startNanos: start, endNanos: end, cpuSeconds: cpuSeconds)
         channel.send(message)
         await bus.close()
-    }
-
-    /// Ends the pong subscription (so the pinger's wait returns nil) when no round trip
-    /// completed for ``pongTimeout``.
-    private func startWatchdog(_ pongs: Subscription) -> Task<Void, Never> {
-        let channel = self.channel
-        return Task {
-            var seen = channel.progress.load(ordering: .relaxed)
-            var lastChange = monotonicNanos()
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                let now = monotonicNanos()
-                let count = channel.progress.load(ordering: .relaxed)
-                if count != seen {
-                    seen = count
-                    lastChange = now
-                } else if now - lastChange > BenchPinger.pongTimeout {
-                    await pongs.cancel()
-                    return
-                }
-            }
-        }
     }
 }

@@ -46,7 +46,8 @@ struct BenchLibrary {
         // Receive side.
         let subscriber = try await Bus.connect(to: loopback.address, options: settings.busOptions())
         let subscription = try await subscriber.subscribe(BenchTopics.data)
-        let watchdog = startWatchdog(subscription)
+        // Nothing for 5 s means the run failed (the loopback loses nothing): end the wait.
+        let watchdog = channel.cancelWhenStalled(subscription, stallNanos: 5_000_000_000)
         var counter = MessageCounter(publishers: 1, perPublisher: messages, payloadSize: settings.size)
         let receiveCPUStart = processCPUSeconds()
         try await subscriber.publish(BenchTopics.start, [UInt8]())
@@ -87,26 +88,5 @@ struct BenchLibrary {
     private func loopbackCPUAfterFlush(_ bus: Bus, _ loopback: LoopbackBroker) async -> UInt64 {
         try? await bus.flush()
         return loopback.cpuAtLastPong.load(ordering: .acquiring)
-    }
-
-    /// Ends the subscription if nothing arrives for 5 s (the loopback lost nothing, so the run failed).
-    private func startWatchdog(_ subscription: Subscription) -> Task<Void, Never> {
-        let channel = self.channel
-        return Task {
-            var seen = channel.progress.load(ordering: .relaxed)
-            var lastChange = monotonicNanos()
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                let now = monotonicNanos()
-                let count = channel.progress.load(ordering: .relaxed)
-                if count != seen {
-                    seen = count
-                    lastChange = now
-                } else if now - lastChange > 5_000_000_000 {
-                    await subscription.cancel()
-                    return
-                }
-            }
-        }
     }
 }

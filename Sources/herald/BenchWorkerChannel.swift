@@ -1,3 +1,4 @@
+import Herald
 import Synchronization
 
 #if canImport(Glibc)
@@ -106,6 +107,30 @@ final class WorkerChannel: Sendable {
                 var message = WorkerMessage(event: .progress)
                 message.count = count
                 send(message)
+            }
+        }
+    }
+}
+
+extension WorkerChannel {
+    /// Cancels `subscription` (so the loop waiting on it ends) once ``progress`` has not
+    /// moved for `stallNanos`: a worker whose messages stopped coming reports a failure
+    /// instead of hanging. Polls from its own task, so the measured loop pays nothing.
+    func cancelWhenStalled(_ subscription: Subscription, stallNanos: UInt64) -> Task<Void, Never> {
+        Task {
+            var seen = progress.load(ordering: .relaxed)
+            var lastChange = monotonicNanos()
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                let now = monotonicNanos()
+                let count = progress.load(ordering: .relaxed)
+                if count != seen {
+                    seen = count
+                    lastChange = now
+                } else if now - lastChange > stallNanos {
+                    await subscription.cancel()
+                    return
+                }
             }
         }
     }
