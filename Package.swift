@@ -58,22 +58,26 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        // Shared by the test targets: the broker behaviour vectors and the wire names of error codes.
+        .target(name: "HeraldTestSupport", dependencies: ["HeraldProtocol"], path: "Tests/HeraldTestSupport", swiftSettings: strictness),
         .testTarget(
             name: "HeraldProtocolTests",
             dependencies: [
-                "HeraldProtocol",
+                "HeraldProtocol", "HeraldTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strictness
         ),
         .testTarget(
             name: "HeraldBrokerTests",
-            dependencies: ["HeraldBroker", "HeraldProtocol", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HeraldBroker", "HeraldProtocol", "HeraldTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictness
         ),
         .testTarget(
             name: "HeraldIntegrationTests",
-            dependencies: ["Herald", "HeraldProtocol", "CHeraldSys"],
+            dependencies: ["Herald", "HeraldProtocol", "HeraldTestSupport", "CHeraldSys"],
+            // Scripts the tests run as other processes (read from the source tree, not bundled).
+            exclude: ["Fixtures"],
             swiftSettings: strictness
         ),
     ]

@@ -10,10 +10,36 @@ public struct BrokerConfiguration: Sendable {
     /// Most subscriptions one connection may hold.
     public var maxSubscriptionsPerPeer = ProtocolLimits.defaultMaxSubscriptions
     /// Most simultaneous connections; further ones get a fatal `too_many_connections`.
-    public var maxConnections = 65_536
+    /// heraldd lowers it to what its file-descriptor limit allows (see ``DescriptorBudget``).
+    public var maxConnections = BrokerConfiguration.defaultMaxConnections
+    /// The connection limit when nothing else is said: high enough never to be the limit
+    /// that matters on a desktop or server; the descriptor budget usually is.
+    public static let defaultMaxConnections = 65_536
+    /// Most connections that may be in the handshake (connected, no WELCOME yet) at once.
+    /// A connection that has not said HELLO costs a descriptor and a peer slot but has
+    /// proven nothing, so a flood of them is refused before it can crowd out real clients.
+    public var maxHandshakingConnections = 1024
+    /// Most connections one user id may have in the handshake at once, so one user cannot
+    /// use up ``maxHandshakingConnections`` for everybody else.
+    public var maxHandshakingConnectionsPerUID = 64
+    /// Seconds a frame may take to arrive completely once its first byte is in. A local
+    /// client writes a whole frame in microseconds; one that stops half-way holds broker
+    /// memory, so it is closed with `frame_timeout`.
+    public var frameTimeout: Double = 10
+    /// Bytes of partially received frames the broker holds for all connections together.
+    /// The connection whose partial frame would go past it is closed with
+    /// `input_budget_exceeded`; with ``frameTimeout`` this bounds what half-sent frames can cost.
+    public var partialInputBudget = 64 << 20
+    /// Most closing connections that may linger to finish writing why they are closed.
+    /// Past it, a closing connection gets one write attempt and is closed at once, so
+    /// lingering connections cannot become a sink for descriptors.
+    public var maxLingeringConnections = 1024
     /// Default and maximum output limit per connection (queued bytes for a subscriber).
     /// A client may ask for less in HELLO, never more.
     public var outputLimit = ProtocolLimits.defaultOutputLimit
+    /// Smallest output limit a client may ask for in HELLO (heraldd's `--output-limit` has the
+    /// same floor): below it every burst would hit the slow-consumer policy.
+    public static let minimumOutputLimit = 4096
     /// Slow-consumer policy for clients that leave the choice to the broker.
     public var defaultSlowConsumerPolicy = SlowConsumerPolicy.drop
     /// Slack beyond the output limit for the broker's own replies (OK, ERROR, PONG), so a

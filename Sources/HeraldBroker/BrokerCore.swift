@@ -37,6 +37,24 @@ public final class BrokerCore {
     /// pointer the server may still hold for this batch is gone.
     private var released: [PeerPointer] = []
 
+    /// Monotonic seconds of the call being handled: every entry point that can start a
+    /// timer takes `now` and records it here, so the core never reads a clock itself and
+    /// tests and fuzzing control time.
+    private var clock = 0.0
+    /// Connections admitted but not yet welcomed, in total and by uid (handshake limits).
+    private var handshakingCount = 0
+    private var handshakingByUID: [UInt32: Int] = [:]
+    /// Bytes held in every peer's `input` (partial frames, paused batches): the partial-input budget.
+    private(set) var inputBytesHeld = 0
+    /// Closing peers that linger to write why they are closed.
+    private(set) var lingeringCount = 0
+    /// Set once shutdown begins.
+    private var shuttingDown = false
+    /// Refused connections are logged at most once a second (a flood must not flood the log).
+    private var refusalLog = LogRateLimiter(interval: 1)
+    /// The last refusal and its encoded ERROR, reused while a flood gets the same answer.
+    private var lastRefusal: (refusal: AdmissionRefusal, frame: [UInt8])?
+
     /// Creates a core with `configuration`, reporting `brokerPID`/`brokerUID` in WELCOME.
     public init(configuration: BrokerConfiguration, logger: Logger, brokerPID: UInt32, brokerUID: UInt32) {
         self.configuration = configuration
@@ -71,9 +89,13 @@ public final class BrokerCore {
 
     // MARK: - Connections
 
-    /// Registers a new connection. A peer the admission policy refuses is returned already
-    /// closing, with a fatal `not_authorized` ERROR queued.
+    /// Registers a new connection. A peer that is refused (admission policy, connection or
+    /// handshake limits) is returned already closing, with its fatal ERROR queued and
+    /// ``Peer/closeImmediately`` set. (The epoll server asks ``refusalFrame(for:now:)``
+    /// first and never registers a refused connection at all.)
     func connect(fd: Int32, credentials: PeerCredentials, now: Double) -> PeerPointer {
+        clock = now
+        let refusal = admissionRefusal(of: credentials)
         let slot: PeerSlot
         if let free = freeSlots.popLast() {
             slot = free
@@ -93,19 +115,11 @@ public final class BrokerCore {
         statistics.connectionsAccepted += 1
         statistics.connectionsOpen += 1
 
-        if !isAdmitted(credentials.uid) {
-            statistics.connectionsRefused += 1
-            logger.warning(
-                "refused connection: uid not authorized",
-                metadata: ["peer": "\(id)", "pid": "\(credentials.pid)", "uid": "\(credentials.uid)"])
-            fail(peer, .notAuthorized, "uid \(credentials.uid) is not authorized to connect to this bus", now: now)
-        } else if slotsByID.count > configuration.maxConnections {
-            statistics.connectionsRefused += 1
-            logger.warning(
-                "refused connection: connection limit reached",
-                metadata: ["peer": "\(id)", "limit": "\(configuration.maxConnections)"])
-            fail(peer, .tooManyConnections, "the broker has reached its limit of \(configuration.maxConnections) connections", now: now)
+        if let refusal {
+            recordRefusal(refusal, credentials: credentials)
+            refuse(peer, refusal.code, refusal.message)
         } else {
+            enterHandshake(peer)
             logger.debug(
                 "accepted connection",
                 metadata: ["peer": "\(id)", "pid": "\(credentials.pid)", "uid": "\(credentials.uid)", "gid": "\(credentials.gid)"])
@@ -113,9 +127,67 @@ public final class BrokerCore {
         return peer
     }
 
+    /// Decides at accept time whether a connection with `credentials` is refused. A refused
+    /// connection is counted and logged (at most once a second) here and gets no peer at
+    /// all: the server writes the returned fatal ERROR frame once and closes the socket, so
+    /// a flood of refused connections costs one accept, one write and one close each.
+    /// Returns nil to admit (then call ``connect(fd:credentials:now:)``).
+    func refusalFrame(for credentials: PeerCredentials, now: Double) -> [UInt8]? {
+        clock = now
+        guard let refusal = admissionRefusal(of: credentials) else { return nil }
+        statistics.connectionsAccepted += 1
+        recordRefusal(refusal, credentials: credentials)
+        if let cached = lastRefusal, cached.refusal == refusal { return cached.frame }
+        let frame = FrameEncoder.encode(
+            .error(ErrorFrame(code: refusal.code.rawValue, isFatal: true, requestID: 0, message: refusal.message)))
+        lastRefusal = (refusal, frame)
+        return frame
+    }
+
+    private func recordRefusal(_ refusal: AdmissionRefusal, credentials: PeerCredentials) {
+        statistics.connectionsRefused += 1
+        if let heldBack = refusalLog.admit(now: clock) {
+            logger.warning(
+                "refused connection: \(refusal.code)",
+                metadata: ["pid": "\(credentials.pid)", "uid": "\(credentials.uid)", "error": "\(refusal.message)",
+                    "refusals_not_logged": "\(heldBack)"])
+        }
+    }
+
+    /// Why a new connection with `credentials` would be refused now, or nil to admit it.
+    private func admissionRefusal(of credentials: PeerCredentials) -> AdmissionRefusal? {
+        let uid = credentials.uid
+        if !isAdmitted(uid) { return .notAuthorized(uid: uid) }
+        if slotsByID.count >= configuration.maxConnections { return .connectionLimit(configuration.maxConnections) }
+        if handshakingCount >= configuration.maxHandshakingConnections {
+            return .handshakeLimit(configuration.maxHandshakingConnections)
+        }
+        if handshakingByUID[uid, default: 0] >= configuration.maxHandshakingConnectionsPerUID {
+            return .handshakeLimitForUID(uid: uid, limit: configuration.maxHandshakingConnectionsPerUID)
+        }
+        return nil
+    }
+
     /// Default admission policy: the broker's own uid, root, and any configured extras.
     private func isAdmitted(_ uid: UInt32) -> Bool {
         uid == brokerUID || uid == 0 || configuration.extraAllowedUIDs.contains(uid)
+    }
+
+    private func enterHandshake(_ peer: PeerPointer) {
+        peer.pointee.countedInHandshake = true
+        handshakingCount += 1
+        handshakingByUID[peer.pointee.credentials.uid, default: 0] += 1
+    }
+
+    /// The peer was welcomed, or is closing before it was: it no longer counts against the
+    /// handshake limits.
+    private func leaveHandshake(_ peer: PeerPointer) {
+        guard peer.pointee.countedInHandshake else { return }
+        peer.pointee.countedInHandshake = false
+        handshakingCount -= 1
+        let uid = peer.pointee.credentials.uid
+        let left = handshakingByUID[uid, default: 1] - 1
+        handshakingByUID[uid] = left == 0 ? nil : left
     }
 
     /// The server closed `peer`'s socket (end of stream, error, or finished closing).
@@ -123,12 +195,17 @@ public final class BrokerCore {
         guard peer.pointee.state != .closed else { return }
         let wasClosing = peer.pointee.state == .closing
         if !wasClosing { dropState(of: peer) }
+        if peer.pointee.countedAsLingering {
+            peer.pointee.countedAsLingering = false
+            lingeringCount -= 1
+        }
         let why = wasClosing ? peer.pointee.closeReason : reason
         peer.pointee.state = .closed
         slotsByID[peer.pointee.id] = nil
         peers[Int(peer.pointee.slot)] = nil
         statistics.connectionsOpen -= 1
-        if peer.pointee.name.isEmpty && wasClosing == false && peer.pointee.messagesPublished == 0 {
+        if !peer.pointee.wasWelcomed {
+            // Refusals and handshake failures were logged (rate-limited) when they happened.
             logger.debug("connection closed before handshake", metadata: ["peer": "\(peer.pointee.id)", "reason": "\(why)"])
         } else {
             logger.info(
@@ -192,27 +269,26 @@ public final class BrokerCore {
 
     // MARK: - Input
 
-    /// Processes bytes received from `peer`: every whole frame is handled in place; a
-    /// trailing partial frame (or the rest of the batch, if the peer gets paused) is kept.
+    /// Processes bytes received from `peer` at `now`: every whole frame is handled in place;
+    /// a trailing partial frame (or the rest of the batch, if the peer gets paused) is kept.
     /// When a partial frame is already kept, only its missing bytes are copied to complete
     /// it; the rest of `bytes` is still processed in place (no second copy of the batch).
-    func receive(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0, peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
+    func receive(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer, now: Double) {
+        clock = now
+        guard bytes.count > 0, isOpenForInput(peer) else { return }
         var used = 0
         if !peer.pointee.input.isEmpty {
             used = completeKeptFrame(peer, bytes)
             guard used < bytes.count, peer.pointee.input.isEmpty, isOpenForInput(peer), peer.pointee.blockedOnCount == 0
             else {
-                if used < bytes.count && isOpenForInput(peer) {
-                    peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: bytes[used...]))
-                }
+                if used < bytes.count && isOpenForInput(peer) { keepInput(peer, UnsafeRawBufferPointer(rebasing: bytes[used...])) }
                 return
             }
         }
         let rest = UnsafeRawBufferPointer(rebasing: bytes[used...])
         let processed = process(peer, rest.baseAddress!, rest.count)
         if processed < rest.count, isOpenForInput(peer) {
-            peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: rest[processed...]))
+            keepInput(peer, UnsafeRawBufferPointer(rebasing: rest[processed...]))
         }
     }
 
@@ -221,40 +297,71 @@ public final class BrokerCore {
         peer.pointee.state == .handshaking || peer.pointee.state == .active
     }
 
+    /// Keeps unprocessed bytes in `peer`'s input, within the partial-input budget. The
+    /// peer whose bytes would go past the budget is closed with `input_budget_exceeded`,
+    /// unless the broker itself paused it (its batch is kept because of backpressure).
+    private func keepInput(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer) {
+        if inputBytesHeld + bytes.count > configuration.partialInputBudget && !peer.pointee.isReadPaused {
+            statistics.inputBudgetRefusals &+= 1
+            fail(peer, .inputBudgetExceeded,
+                "the broker holds \(inputBytesHeld) bytes of partially received frames, its limit is \(configuration.partialInputBudget)")
+            return
+        }
+        if peer.pointee.input.isEmpty { peer.pointee.inputSince = clock }
+        peer.pointee.input.append(bytes)
+        inputBytesHeld += bytes.count
+    }
+
+    /// Drops the first `count` bytes of `peer`'s input (processed), or all of it.
+    private func releaseInput(_ peer: PeerPointer, _ count: Int? = nil) {
+        let released = count ?? peer.pointee.input.count
+        if count == nil { peer.pointee.input.removeAll() } else { peer.pointee.input.discard(released) }
+        inputBytesHeld -= released
+        // What is left starts a new frame (or is a paused batch): its clock starts now.
+        if released > 0 { peer.pointee.inputSince = clock }
+    }
+
+    /// The largest frame `peer` may send in its current state: a HELLO before the
+    /// handshake, the configured maximum after it.
+    @inline(__always)
+    private func maxInputFrameSize(_ peer: PeerPointer) -> Int {
+        peer.pointee.state == .handshaking ? ProtocolLimits.maxHelloFrameSize : configuration.maxFrameSize
+    }
+
     /// Moves just enough of `bytes` into the kept input to complete its first frame, then
-    /// processes the kept input. Returns how many bytes of `bytes` it took.
+    /// processes the kept input. Returns how many bytes of `bytes` it took. A header that
+    /// is refused is refused before any of its body is kept.
     private func completeKeptFrame(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer) -> Int {
         var used = 0
         let kept = peer.pointee.input.count
         if kept < FrameHeader.size {
             let take = min(FrameHeader.size - kept, bytes.count)
-            peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+            keepInput(peer, UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
             used = take
             if peer.pointee.input.count < FrameHeader.size { return used }
         }
         let header = FrameHeader(loadingFrom: peer.pointee.input.readPointer)
-        // An oversized frame is refused from its header; never buffer it.
-        if header.frameLength <= configuration.maxFrameSize + ProtocolLimits.messageSenderBlockSize {
-            let missing = header.frameLength - peer.pointee.input.count
-            if missing > 0 {
-                let take = min(missing, bytes.count - used)
-                peer.pointee.input.append(UnsafeRawBufferPointer(rebasing: bytes[used..<used + take]))
-                used += take
-                if take < missing { return used }
-            }
+        guard checkHeader(peer, header) else { return used }
+        let missing = header.frameLength - peer.pointee.input.count
+        if missing > 0 {
+            let take = min(missing, bytes.count - used)
+            keepInput(peer, UnsafeRawBufferPointer(rebasing: bytes[used..<used + take]))
+            used += take
+            if take < missing || !isOpenForInput(peer) { return used }
         }
-        processBufferedInput(peer)
+        processBufferedInput(peer, now: clock)
         return used
     }
 
     /// Processes input kept while `peer` was paused; call when it appears in ``resumed``.
-    func processBufferedInput(_ peer: PeerPointer) {
+    func processBufferedInput(_ peer: PeerPointer, now: Double) {
+        clock = now
         guard !peer.pointee.input.isEmpty else { return }
         let used = process(peer, peer.pointee.input.readPointer, peer.pointee.input.count)
         if peer.pointee.state == .closing || peer.pointee.state == .closed {
-            peer.pointee.input.removeAll()
+            releaseInput(peer)
         } else {
-            peer.pointee.input.discard(used)
+            releaseInput(peer, used)
         }
     }
 
@@ -288,20 +395,33 @@ public final class BrokerCore {
         return offset
     }
 
-    /// Validates a non-PUBLISH header (or any header before the handshake) as soon as it
-    /// arrives, so an oversized or out-of-place frame is refused before its body is buffered.
+    /// Checks a header as soon as its 8 bytes are in, before any of the body is kept, in
+    /// the order of PROTOCOL.md §3.5: before the handshake, HELLO only (`handshake_required`)
+    /// and no longer than the largest HELLO; after it, a defined type (`unknown_frame_type`)
+    /// that clients send (`unexpected_frame`, which a second HELLO also gets) within the
+    /// maximum frame size (`frame_too_large`). Closes the peer and returns false otherwise.
     private func checkHeader(_ peer: PeerPointer, _ header: FrameHeader) -> Bool {
-        // Before the handshake only HELLO makes sense; saying so beats "unknown type 0x2f"
-        // for whatever connected by mistake.
-        if peer.pointee.state == .handshaking && header.type != FrameType.hello.rawValue {
+        let length = header.frameLength
+        let maximum = maxInputFrameSize(peer)
+        guard let type = FrameType(rawValue: header.type), peer.pointee.state == .active || type == .hello else {
+            // Before the handshake only HELLO makes sense; saying so beats "unknown type 0x2f"
+            // for whatever connected by mistake.
             let name = FrameType(rawValue: header.type).map { "\($0)" } ?? "bytes that are not a Herald frame"
-            fail(peer, .handshakeRequired, "expected HELLO, got \(name)")
+            if peer.pointee.state == .handshaking {
+                fail(peer, .handshakeRequired, "expected HELLO, got \(name)")
+            } else {
+                fail(peer, .unknownFrameType, "unknown frame type 0x\(String(header.type, radix: 16))")
+            }
             return false
         }
-        do {
-            _ = try FrameDecoder.validate(header, maxFrameSize: configuration.maxFrameSize)
-        } catch {
-            fail(peer, error.errorCode, error.description)
+        if peer.pointee.state == .active && (!type.isSentByClients || type == .hello) {
+            fail(peer, .unexpectedFrame, type == .hello ? "HELLO after the handshake" : "\(type) is not sent by clients")
+            return false
+        }
+        guard length <= maximum else {
+            let what = peer.pointee.state == .handshaking ? "HELLO of \(length) bytes exceeds the \(maximum) bytes a HELLO can have"
+                : "frame of \(length) bytes exceeds the maximum of \(maximum)"
+            fail(peer, .frameTooLarge, what)
             return false
         }
         return true
@@ -446,7 +566,7 @@ public final class BrokerCore {
     /// Logs the start of a run of drops, at most once a second per subscriber so a peer
     /// hovering at its limit cannot flood the log (the counters still count every drop).
     private func logDropEpisode(_ subscriber: PeerPointer, queued: Int) {
-        let now = MonotonicClock.now()
+        let now = clock
         guard now - subscriber.pointee.lastDropLog >= 1 else { return }
         subscriber.pointee.lastDropLog = now
         logger.warning(
@@ -492,6 +612,8 @@ public final class BrokerCore {
 
     // MARK: - Control frames
 
+    /// Handles a whole frame whose header ``checkHeader(_:_:)`` accepted: flags, then aux,
+    /// then the body (PROTOCOL.md §3.5).
     private func handleControlFrame(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
         let type = FrameType(rawValue: header.type)!
         if type == .subscribe {
@@ -504,11 +626,14 @@ public final class BrokerCore {
         do {
             frame = try FrameDecoder.decodeBody(type: type, header: header, body: body)
         } catch .unsupportedFlags(let flags) {
-            requestError(peer, .unsupportedFlags, requestID: 0,
+            // Ignored, session goes on; a HELLO so refused leaves the peer in the handshake.
+            requestError(peer, .unsupportedFlags, requestID: Self.requestID(of: type, body),
                 "\(type) flag bits 0x\(String(flags, radix: 16)) are not defined in this protocol version; frame ignored")
             return
         } catch {
-            if type == .hello, body.count >= 4, body.loadUnaligned(as: UInt32.self) != ProtocolVersion.helloMagic.littleEndian {
+            if type == .hello && header.aux == 0
+                && (body.count < 4 || body.loadUnaligned(as: UInt32.self) != ProtocolVersion.helloMagic.littleEndian)
+            {
                 fail(peer, .notHerald, "HELLO does not start with the Herald magic; this is not a Herald client")
             } else {
                 fail(peer, error.errorCode, "\(type): \(error)")
@@ -517,10 +642,6 @@ public final class BrokerCore {
         }
         switch frame {
         case .hello(let hello):
-            guard peer.pointee.state == .handshaking else {
-                fail(peer, .unexpectedFrame, "HELLO after the handshake")
-                return
-            }
             welcome(peer, hello)
         case .ping(let token):
             enqueue(.pong(token: token), to: peer)
@@ -528,7 +649,7 @@ public final class BrokerCore {
             break  // The broker sends no PINGs yet; an unsolicited PONG is harmless.
         case .goodbye:
             enqueue(.goodbye(Goodbye(reason: 0, message: "goodbye")), to: peer)
-            beginClosing(peer, reason: "client said goodbye")
+            startClosing(peer, reason: "client said goodbye")
         case .unsubscribe(let request):
             guard let filter = peer.pointee.subscriptions.removeValue(forKey: request.subscriptionID) else {
                 requestError(peer, .unknownSubscription, requestID: request.requestID,
@@ -538,8 +659,17 @@ public final class BrokerCore {
             index.remove(filter, peer: peer, subscriptionID: request.subscriptionID)
             enqueue(.ok(requestID: request.requestID), to: peer)
         case .welcome, .error, .ok, .message, .dropped, .subscribe, .publish:
-            fail(peer, .unexpectedFrame, "\(type) is not sent by clients")
+            // checkHeader refused the broker's types; SUBSCRIBE and PUBLISH go elsewhere.
+            preconditionFailure("\(type) reached the control-frame handler")
         }
+    }
+
+    /// The `request_id` an ERROR about a refused frame carries (PROTOCOL.md §4.3): the
+    /// request's own id for SUBSCRIBE and UNSUBSCRIBE when the body holds one, else 0.
+    /// (PUBLISH errors carry the PUBLISH ordinal instead; see ``publish(_:_:_:)``.)
+    private static func requestID(of type: FrameType, _ body: UnsafeRawBufferPointer) -> UInt32 {
+        guard type == .subscribe || type == .unsubscribe, body.count >= 4 else { return 0 }
+        return UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))
     }
 
     private func welcome(_ peer: PeerPointer, _ hello: Hello) {
@@ -550,8 +680,12 @@ public final class BrokerCore {
             return
         }
         let requested = Int(hello.outputLimit)
-        let limit = requested == 0 ? configuration.outputLimit : max(4096, min(requested, configuration.outputLimit))
+        let limit = requested == 0
+            ? configuration.outputLimit
+            : max(BrokerConfiguration.minimumOutputLimit, min(requested, configuration.outputLimit))
+        leaveHandshake(peer)
         peer.pointee.state = .active
+        peer.pointee.wasWelcomed = true
         peer.pointee.name = hello.clientName
         let policy = hello.slowConsumerPolicy ?? configuration.defaultSlowConsumerPolicy
         peer.pointee.policy = policy
@@ -572,15 +706,14 @@ public final class BrokerCore {
     }
 
     private func handleSubscribe(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
-        guard header.aux == 0 else {
-            fail(peer, .malformedFrame, "SUBSCRIBE with a non-zero aux field")
-            return
-        }
         guard header.flags == 0 else {
             // Like every other frame with undefined flags: refused, the session goes on.
-            let requestID = body.count >= 4 ? UInt32(littleEndian: body.loadUnaligned(as: UInt32.self)) : 0
-            requestError(peer, .unsupportedFlags, requestID: requestID,
+            requestError(peer, .unsupportedFlags, requestID: Self.requestID(of: .subscribe, body),
                 "SUBSCRIBE flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version; frame ignored")
+            return
+        }
+        guard header.aux == 0 else {
+            fail(peer, .malformedFrame, "SUBSCRIBE with a non-zero aux field")
             return
         }
         guard body.count >= 8 else {
@@ -590,6 +723,12 @@ public final class BrokerCore {
         let requestID = UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))
         let subscriptionID = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         let filterBytes = UnsafeRawBufferPointer(rebasing: body[8...])
+        // Length before UTF-8 (PROTOCOL.md §4.8): a filter too long is too long, whatever its bytes.
+        guard filterBytes.count <= configuration.maxTopicLength else {
+            requestError(peer, .topicTooLong, requestID: requestID,
+                "filter of \(filterBytes.count) bytes is longer than the maximum of \(configuration.maxTopicLength)")
+            return
+        }
         guard let text = String(validating: filterBytes, as: UTF8.self) else {
             requestError(peer, .invalidFilter, requestID: requestID, "filter is not valid UTF-8")
             return
@@ -626,44 +765,86 @@ public final class BrokerCore {
     }
 
     /// Sends a fatal ERROR and closes the peer once it has been written.
-    func fail(
-        _ peer: PeerPointer, _ code: ErrorCode, _ message: String, now: Double = MonotonicClock.now(), linger: Double? = nil
-    ) {
+    func fail(_ peer: PeerPointer, _ code: ErrorCode, _ message: String, linger: Double? = nil) {
         guard peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
-        if code != .notAuthorized && code != .tooManyConnections && code != .slowConsumer {
+        switch code {
+        case .notAuthorized, .tooManyConnections, .slowConsumer:
+            break  // Counted and logged where they are decided.
+        default:
             statistics.protocolErrors &+= 1
             logger.warning("closing connection: \(code)", metadata: peerMetadata(peer, ["error": "\(message)"]))
         }
         enqueue(.error(ErrorFrame(code: code.rawValue, isFatal: true, requestID: 0, message: message)), to: peer, control: false)
-        beginClosing(peer, reason: "\(code): \(message)", now: now, linger: linger)
+        startClosing(peer, reason: "\(code): \(message)", linger: linger)
     }
 
+    /// The server saw `peer` end its stream at `now` while output is still queued for it:
+    /// stop reading and routing, write what is queued, then close.
+    func beginClosing(_ peer: PeerPointer, reason: String, now: Double) {
+        clock = now
+        startClosing(peer, reason: reason)
+    }
+
+    /// Refuses `peer` with a fatal ERROR that gets one write attempt, then the socket is
+    /// closed without lingering (refusals must not hold descriptors).
+    func refuse(_ peer: PeerPointer, _ code: ErrorCode, _ message: String) {
+        peer.pointee.closeImmediately = true
+        fail(peer, code, message)
+    }
+
+    /// The server refused `count` connections at the descriptor limit without registering them.
+    func recordConnectionsShed(_ count: Int) {
+        statistics.connectionsShedAtDescriptorLimit &+= UInt64(count)
+        statistics.connectionsRefused &+= UInt64(count)
+    }
+
+    /// Whether peers have output to write or paused publishers to resume: the server must
+    /// not sleep in `epoll_wait` then.
+    var hasPendingWork: Bool { !touched.isEmpty || !resumed.isEmpty }
+
     /// Stops routing to and reading from `peer`; the server closes it once its output is
-    /// written or its linger deadline passes.
-    func beginClosing(_ peer: PeerPointer, reason: String, now: Double = MonotonicClock.now(), linger: Double? = nil) {
+    /// written or its linger deadline passes. Past ``BrokerConfiguration/maxLingeringConnections``
+    /// lingering peers, the peer gets one write attempt and no linger.
+    private func startClosing(_ peer: PeerPointer, reason: String, linger: Double? = nil) {
         guard peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
         dropState(of: peer)
         peer.pointee.state = .closing
         peer.pointee.closeReason = reason
-        peer.pointee.closeDeadline = now + (linger ?? configuration.closeLinger)
+        peer.pointee.closeDeadline = clock + (linger ?? configuration.closeLinger)
+        if !peer.pointee.closeImmediately {
+            // A stopping broker lets every peer linger for the grace period: it exits then anyway.
+            if lingeringCount < configuration.maxLingeringConnections || shuttingDown {
+                peer.pointee.countedAsLingering = true
+                lingeringCount += 1
+            } else {
+                peer.pointee.closeImmediately = true
+                statistics.lingerRefusals &+= 1
+            }
+        }
         touch(peer)
     }
 
-    /// Removes `peer`'s subscriptions and releases the publishers it held paused.
+    /// Removes `peer`'s subscriptions and input, releases the publishers it held paused,
+    /// and takes it out of the handshake count.
     private func dropState(of peer: PeerPointer) {
         for (id, filter) in peer.pointee.subscriptions { index.remove(filter, peer: peer, subscriptionID: id) }
         peer.pointee.subscriptions.removeAll()
         releasePausedPublishers(of: peer)
-        peer.pointee.input.removeAll()
+        releaseInput(peer)
+        leaveHandshake(peer)
     }
 
     /// Appends a frame the broker itself produces. Replies (`control`) may exceed the
     /// output limit by ``BrokerConfiguration/controlReplyAllowance``; a peer that piles up
-    /// more without reading is closed, so broker memory stays bounded.
+    /// more without reading is closed with `replies_not_read`, queued right after the frame
+    /// it is reading, so broker memory stays bounded and the peer still learns why.
     private func enqueue(_ frame: Frame, to peer: PeerPointer, control: Bool = true) {
         if control && peer.pointee.output.count > peer.pointee.outputLimit + configuration.controlReplyAllowance {
-            logger.warning("closing connection: not reading the broker's replies", metadata: peerMetadata(peer, [:]))
-            beginClosing(peer, reason: "not reading the broker's replies")
+            let discarded = peer.pointee.output.truncateToFrameBoundary()
+            statistics.repliesNotRead &+= 1
+            fail(peer, .repliesNotRead,
+                "more than \(configuration.controlReplyAllowance) bytes of replies piled up past the output limit of "
+                    + "\(peer.pointee.outputLimit) bytes without being read; \(discarded) queued bytes were discarded")
             return
         }
         let bytes = FrameEncoder.encode(frame)
@@ -673,17 +854,28 @@ public final class BrokerCore {
 
     // MARK: - Timers and shutdown
 
-    /// The once-a-second sweep: closes peers that missed the handshake deadline, frees the
-    /// buffers of peers with nothing queued (idle connections cost no buffer memory), and
-    /// returns closing peers whose linger deadline has passed (the server closes those sockets).
+    /// The once-a-second sweep: closes peers that missed the handshake deadline or sat on
+    /// an incomplete frame past the frame timeout, frees the buffers of peers with nothing
+    /// queued (idle connections cost no buffer memory), and returns closing peers whose
+    /// linger deadline has passed (the server closes those sockets).
     func expireDeadlines(now: Double) -> [PeerPointer] {
+        clock = now
         var expired: [PeerPointer] = []
         for case let peer? in peers {
             peer.pointee.output.releaseStorageIfEmpty()
             peer.pointee.input.releaseStorageIfEmpty()
             switch peer.pointee.state {
             case .handshaking where now >= peer.pointee.handshakeDeadline:
-                fail(peer, .handshakeTimeout, "no HELLO within \(configuration.handshakeTimeout) seconds", now: now)
+                fail(peer, .handshakeTimeout, "no HELLO within \(configuration.handshakeTimeout) seconds")
+            case .handshaking, .active:
+                if !peer.pointee.input.isEmpty && !peer.pointee.isReadPaused
+                    && now - peer.pointee.inputSince >= configuration.frameTimeout
+                {
+                    statistics.frameTimeouts &+= 1
+                    fail(peer, .frameTimeout,
+                        "a frame was still incomplete \(configuration.frameTimeout) seconds after its first byte "
+                            + "(\(peer.pointee.input.count) bytes received)")
+                }
             case .closing where now >= peer.pointee.closeDeadline:
                 expired.append(peer)
             default:
@@ -696,10 +888,12 @@ public final class BrokerCore {
     /// Says GOODBYE to every peer; each closes once its queued output is written or the
     /// shutdown grace period ends.
     func beginShutdown(now: Double) {
+        clock = now
+        shuttingDown = true
         for case let peer? in peers where peer.pointee.state == .active || peer.pointee.state == .handshaking {
             enqueue(.goodbye(Goodbye(reason: ErrorCode.brokerShuttingDown.rawValue, message: "broker shutting down")),
                 to: peer, control: false)
-            beginClosing(peer, reason: "broker shutting down", now: now, linger: configuration.shutdownGrace)
+            startClosing(peer, reason: "broker shutting down", linger: configuration.shutdownGrace)
         }
     }
 

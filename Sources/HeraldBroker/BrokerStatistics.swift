@@ -20,6 +20,17 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var protocolErrors: UInt64 = 0
     /// Non-fatal ERROR frames sent (invalid topic, …).
     public var requestErrors: UInt64 = 0
+    /// Connections accepted and closed at once because the broker was out of file
+    /// descriptors (each told `too_many_connections` if its socket took the ERROR).
+    public var connectionsShedAtDescriptorLimit: UInt64 = 0
+    /// Connections closed because a frame stayed incomplete past the frame timeout.
+    public var frameTimeouts: UInt64 = 0
+    /// Connections closed because their partial frame would have gone past the partial-input budget.
+    public var inputBudgetRefusals: UInt64 = 0
+    /// Connections closed because they did not read the broker's replies.
+    public var repliesNotRead: UInt64 = 0
+    /// Closing connections closed without lingering because too many were lingering.
+    public var lingerRefusals: UInt64 = 0
 
     /// Creates zeroed counters.
     public init() {}

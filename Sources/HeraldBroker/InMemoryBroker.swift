@@ -48,7 +48,7 @@ public final class InMemoryBroker {
     /// Feeds bytes as if read from the peer's socket, then resumes any publisher a drain released.
     public func feed(_ handle: PeerHandle, _ bytes: UnsafeRawBufferPointer) {
         guard let peer = pointer(handle) else { return }
-        core.receive(peer, bytes)
+        core.receive(peer, bytes, now: clock)
     }
 
     /// Feeds bytes as if read from the peer's socket.
@@ -100,7 +100,7 @@ public final class InMemoryBroker {
     /// Ends a batch: continues publishers released by drains and frees closed peers.
     public func endBatch() {
         core.takeResumed(into: &resumedBatch)
-        for peer in resumedBatch where peer.pointee.state == .active { core.processBufferedInput(peer) }
+        for peer in resumedBatch where peer.pointee.state == .active { core.processBufferedInput(peer, now: clock) }
         resumedBatch.removeAll(keepingCapacity: true)
         core.takeTouched(into: &touchedBatch)
         touchedBatch.removeAll(keepingCapacity: true)

@@ -36,12 +36,24 @@ struct Peer: ~Copyable {
     var waitingForWritable = false
     /// Why the peer is closing, for the disconnect log line.
     var closeReason = ""
+    /// A closing peer that gets one attempt to write why, then is closed without lingering:
+    /// refused connections, and any closing peer past the lingering limit.
+    var closeImmediately = false
+    /// Whether this peer counts against the lingering limit (closing, waiting to write).
+    var countedAsLingering = false
+    /// Whether the peer was ever welcomed (its disconnect is worth an info line).
+    var wasWelcomed = false
+    /// Whether this peer counts against the handshake limits (admitted, no WELCOME yet).
+    var countedInHandshake = false
 
     /// Bytes queued for this peer, written by the server.
     var output = ByteQueue()
     /// Bytes received but not yet processed: a partial frame, or the rest of a batch while
-    /// the peer is paused by backpressure.
+    /// the peer is paused by backpressure. Counted in the core's partial-input budget.
     var input = ByteQueue()
+    /// When the first byte of the frame at the head of `input` arrived (monotonic seconds);
+    /// a frame still incomplete ``BrokerConfiguration/frameTimeout`` later is refused.
+    var inputSince = 0.0
 
     /// Active subscriptions by client-chosen id.
     var subscriptions: [UInt32: TopicFilter] = [:]

@@ -43,12 +43,22 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case notHerald = 19
     /// Fatal. The client did not finish the handshake in time.
     case handshakeTimeout = 20
+    /// Fatal. The client kept sending requests without reading the replies, which piled up
+    /// past its output limit plus the broker's allowance for replies.
+    case repliesNotRead = 21
+    /// Fatal. A frame did not arrive completely within the broker's frame timeout after
+    /// its first byte.
+    case frameTimeout = 22
+    /// Fatal. The broker's shared budget for partially received frames is used up; the
+    /// connection whose partial frame went over it is closed.
+    case inputBudgetExceeded = 23
 
     /// Whether the broker closes the connection after sending this code.
     public var isFatal: Bool {
         switch self {
         case .malformedFrame, .unknownFrameType, .frameTooLarge, .handshakeRequired, .unsupportedVersion,
-            .notAuthorized, .slowConsumer, .tooManyConnections, .unexpectedFrame, .notHerald, .handshakeTimeout:
+            .notAuthorized, .slowConsumer, .tooManyConnections, .unexpectedFrame, .notHerald, .handshakeTimeout,
+            .repliesNotRead, .frameTimeout, .inputBudgetExceeded:
             true
         case .invalidTopic, .invalidFilter, .topicTooLong, .tooManySubscriptions, .unknownSubscription,
             .duplicateSubscription, .reservedTopic, .brokerShuttingDown, .unsupportedFlags:
@@ -78,6 +88,9 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .unsupportedFlags: "unsupported flags"
         case .notHerald: "not a Herald client"
         case .handshakeTimeout: "handshake timeout"
+        case .repliesNotRead: "replies not read"
+        case .frameTimeout: "frame timeout"
+        case .inputBudgetExceeded: "input budget exceeded"
         }
     }
 }

@@ -25,6 +25,15 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Broker → client: messages were dropped because this client did not keep up.
     case dropped = 0x12
 
+    /// Whether clients send this type (HELLO, PING, PONG, GOODBYE, SUBSCRIBE, UNSUBSCRIBE,
+    /// PUBLISH). A broker that receives any other defined type answers `unexpected_frame`.
+    public var isSentByClients: Bool {
+        switch self {
+        case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish: true
+        case .welcome, .error, .ok, .message, .dropped: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .hello: "HELLO"

@@ -18,6 +18,11 @@ public enum ProtocolLimits {
     public static let defaultMaxSubscriptions = 10_000
     /// Default output limit per connection: queued bytes the broker keeps for a subscriber.
     public static let defaultOutputLimit = 8 << 20
+    /// Largest valid HELLO frame: the 8-byte header, the 20 fixed body bytes and a client
+    /// name of at most ``maxClientNameLength`` bytes. Before WELCOME this is the maximum
+    /// frame size, so a connection that has not completed the handshake can make the broker
+    /// buffer no more than this.
+    public static let maxHelloFrameSize = FrameHeader.size + 20 + maxClientNameLength
     /// Bytes the broker adds in front of the topic when it turns a PUBLISH into a MESSAGE.
     public static let messageSenderBlockSize = 24
 }

@@ -32,7 +32,7 @@ struct HeralddCommand: ParsableCommand {
     var outputLimit = ByteCount(argument: "8M")!
 
     @Option(name: .long, help: ArgumentHelp("Slow-consumer policy for clients that leave it to the broker: drop, disconnect or backpressure.", valueName: "policy"))
-    var slowConsumer: SlowConsumerPolicy = .drop
+    var slowConsumer = SlowConsumerArgument(.drop)
 
     @Option(name: .long, help: ArgumentHelp("Largest frame accepted, header included (e.g. 1M).", valueName: "bytes"))
     var maxFrameSize = ByteCount(argument: "1M")!
@@ -43,8 +43,20 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .long, help: "Most subscriptions per connection.")
     var maxSubscriptions = ProtocolLimits.defaultMaxSubscriptions
 
-    @Option(name: .long, help: "Most simultaneous connections.")
-    var maxConnections = 65_536
+    @Option(name: .long, help: ArgumentHelp("Most simultaneous connections (default: what the file-descriptor limit allows, at most 65536).", valueName: "count"))
+    var maxConnections: Int?
+
+    @Option(name: .customLong("max-handshaking"), help: ArgumentHelp("Most connections that may be in the handshake (no WELCOME yet) at once.", valueName: "count"))
+    var maxHandshaking = BrokerConfiguration().maxHandshakingConnections
+
+    @Option(name: .customLong("max-handshaking-per-uid"), help: ArgumentHelp("Most connections one user id may have in the handshake at once.", valueName: "count"))
+    var maxHandshakingPerUID = BrokerConfiguration().maxHandshakingConnectionsPerUID
+
+    @Option(name: .long, help: ArgumentHelp("Seconds a frame may take to arrive completely after its first byte.", valueName: "seconds"))
+    var frameTimeout = BrokerConfiguration().frameTimeout
+
+    @Option(name: .long, help: ArgumentHelp("Bytes of partially received frames held for all connections together (e.g. 64M).", valueName: "bytes"))
+    var partialInputBudget = ByteCount(argument: "64M")!
 
     @Option(name: .long, help: ArgumentHelp("Also admit this user id (the broker's own uid and root are always admitted). Repeatable.", valueName: "uid"))
     var allowUID: [UInt32] = []
@@ -53,12 +65,18 @@ struct HeralddCommand: ParsableCommand {
         guard maxFrameSize.value >= 256, maxFrameSize.value <= ProtocolLimits.maxFrameSizeCeiling else {
             throw ValidationError("--max-frame-size must be between 256 bytes and \(ProtocolLimits.maxFrameSizeCeiling >> 20) MiB")
         }
-        guard outputLimit.value >= 4096 else { throw ValidationError("--output-limit must be at least 4096 bytes") }
+        guard outputLimit.value >= BrokerConfiguration.minimumOutputLimit else {
+            throw ValidationError("--output-limit must be at least \(BrokerConfiguration.minimumOutputLimit) bytes")
+        }
         guard (1...ProtocolLimits.maxTopicLengthCeiling).contains(maxTopicLength) else {
             throw ValidationError("--max-topic-length must be between 1 and \(ProtocolLimits.maxTopicLengthCeiling)")
         }
-        guard maxSubscriptions > 0, maxConnections > 0 else {
-            throw ValidationError("--max-subscriptions and --max-connections must be positive")
+        guard maxSubscriptions > 0, maxConnections ?? 1 > 0, maxHandshaking > 0, maxHandshakingPerUID > 0 else {
+            throw ValidationError("--max-subscriptions, --max-connections, --max-handshaking and --max-handshaking-per-uid must be positive")
+        }
+        guard frameTimeout > 0, frameTimeout.isFinite else { throw ValidationError("--frame-timeout must be a positive number of seconds") }
+        guard partialInputBudget.value >= maxFrameSize.value else {
+            throw ValidationError("--partial-input-budget must hold at least one frame of --max-frame-size bytes")
         }
     }
 
@@ -73,11 +91,15 @@ struct HeralddCommand: ParsableCommand {
 
         var configuration = BrokerConfiguration()
         configuration.outputLimit = outputLimit.value
-        configuration.defaultSlowConsumerPolicy = slowConsumer
+        configuration.defaultSlowConsumerPolicy = slowConsumer.policy
         configuration.maxFrameSize = maxFrameSize.value
         configuration.maxTopicLength = maxTopicLength
         configuration.maxSubscriptionsPerPeer = maxSubscriptions
-        configuration.maxConnections = maxConnections
+        configuration.maxConnections = connectionLimit(logger: logger)
+        configuration.maxHandshakingConnections = maxHandshaking
+        configuration.maxHandshakingConnectionsPerUID = maxHandshakingPerUID
+        configuration.frameTimeout = frameTimeout
+        configuration.partialInputBudget = partialInputBudget.value
         configuration.extraAllowedUIDs = Set(allowUID)
 
         let addresses = address.isEmpty ? [BusAddress.resolve(nil)] : address.map(BusAddress.init)
@@ -118,13 +140,28 @@ struct HeralddCommand: ParsableCommand {
     }
 }
 
-extension SlowConsumerPolicy: ExpressibleByArgument {
-    public init?(argument: String) {
-        guard let policy = SlowConsumerPolicy.allCases.first(where: { $0.description == argument }) else { return nil }
-        self = policy
+extension HeralddCommand {
+    /// Raises the soft descriptor limit to the hard one and returns the connection limit it
+    /// allows (or `--max-connections`, if lower), logging both so an operator sees which
+    /// limit is in force.
+    func connectionLimit(logger: Logger) -> Int {
+        guard let limit = DescriptorBudget.raiseSoftLimit() else {
+            logger.warning("cannot read the file-descriptor limit; using the connection limit as given")
+            return maxConnections ?? BrokerConfiguration.defaultMaxConnections
+        }
+        let budget = DescriptorBudget.maxConnections(forDescriptorLimit: limit.soft)
+        let effective = min(maxConnections ?? BrokerConfiguration.defaultMaxConnections, budget)
+        logger.notice(
+            "file-descriptor limit",
+            metadata: ["soft": "\(limit.soft)", "hard": "\(limit.hard)", "soft_at_start": "\(limit.softBefore)",
+                "max_connections": "\(effective)", "reserved": "\(DescriptorBudget.reserve)"])
+        if let requested = maxConnections, requested > budget {
+            logger.warning(
+                "--max-connections exceeds what the file-descriptor limit allows; using the lower value",
+                metadata: ["requested": "\(requested)", "using": "\(effective)", "descriptor_limit": "\(limit.soft)"])
+        }
+        return effective
     }
-
-    public static var allValueStrings: [String] { allCases.map(\.description) }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -39,7 +39,7 @@ final class CoreHarness {
     }
 
     func send(_ peer: PeerPointer, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { core.receive(peer, $0) }
+        bytes.withUnsafeBytes { core.receive(peer, $0, now: clock) }
     }
 
     /// Subscribes and expects OK.
@@ -89,4 +89,5 @@ extension UnsafeMutablePointer where Pointee == Peer {
     var hasBufferedInput: Bool { !pointee.input.isEmpty }
     var isReadPaused: Bool { pointee.isReadPaused }
     var totalDropped: UInt64 { pointee.totalDropped }
+    var closesImmediately: Bool { pointee.closeImmediately }
 }

@@ -129,7 +129,7 @@ struct SlowConsumerTests {
             received += CoreHarness.payloads(harness.drain(slow)).map(Self.sequence)
             if harness.core.resumed.contains(publisher) {
                 harness.core.endBatch()
-                harness.core.processBufferedInput(publisher)
+                harness.core.processBufferedInput(publisher, now: harness.clock)
             } else if !publisher.isReadPaused && !publisher.hasBufferedInput {
                 break
             }
@@ -170,5 +170,11 @@ struct SlowConsumerTests {
         harness.send(peer, bytes)
         #expect(peer.state == .closing)
         #expect(peer.queuedOutput < 4096 * 2 + 64)
+        // It is told why, right after the replies it had not read.
+        let frames = harness.drain(peer)
+        #expect(frames.dropLast().allSatisfy { $0 == .pong(token: 1) })
+        let last = frames.last?.errorBody
+        #expect(last?.knownCode == .repliesNotRead && last?.isFatal == true)
+        #expect(harness.core.statistics.repliesNotRead == 1)
     }
 }

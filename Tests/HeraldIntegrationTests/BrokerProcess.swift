@@ -13,14 +13,24 @@ final class BrokerProcess: @unchecked Sendable {
 
     /// Starts `heraldd --address <unique> <arguments>` and waits until it is ready.
     /// With `addressFromEnvironment`, the address is passed as `$HERALD_ADDRESS` instead of `--address`.
-    init(_ arguments: [String] = [], purpose: String = "broker", logLevel: String = "info", addressFromEnvironment: Bool = false) throws {
+    /// With `descriptorLimit`, the broker runs under `prlimit --nofile=N:N` (soft and hard), as a
+    /// service with a low limit would.
+    init(_ arguments: [String] = [], purpose: String = "broker", logLevel: String = "info", addressFromEnvironment: Bool = false,
+        descriptorLimit: Int? = nil) throws {
         address = TestEnvironment.uniqueAddress(purpose)
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("heraldd-\(getpid())-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
 
         let notify = try NotifySocket()
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.heralddPath)
-        process.arguments = (addressFromEnvironment ? [] : ["--address", address]) + ["--log-level", logLevel] + arguments
+        let brokerArguments = (addressFromEnvironment ? [] : ["--address", address]) + ["--log-level", logLevel] + arguments
+        if let descriptorLimit {
+            // prlimit sets the limit and execs heraldd: same pid.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+            process.arguments = ["--nofile=\(descriptorLimit):\(descriptorLimit)", TestEnvironment.heralddPath] + brokerArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: TestEnvironment.heralddPath)
+            process.arguments = brokerArguments
+        }
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.address
         environment["HERALD_ADDRESS"] = addressFromEnvironment ? address : nil

@@ -49,7 +49,8 @@ final class CLIProcess: @unchecked Sendable {
 
     /// Writes to the tool's standard input; `close` ends it.
     func write(_ text: String, close: Bool = false) {
-        stdinPipe.fileHandleForWriting.write(Data(text.utf8))
+        // `try?`: the process may have exited (EPIPE), or an earlier call closed the pipe.
+        try? stdinPipe.fileHandleForWriting.write(contentsOf: Data(text.utf8))
         if close { try? stdinPipe.fileHandleForWriting.close() }
     }
 

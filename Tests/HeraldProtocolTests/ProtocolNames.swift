@@ -1,4 +1,5 @@
 import HeraldProtocol
+import HeraldTestSupport
 
 /// The names the vector files and PROTOCOL.md use for protocol values. Written out by hand
 /// (exhaustive switches) so adding a case to the library forces the spec names to be decided.
@@ -39,30 +40,7 @@ enum ProtocolNames {
         SlowConsumerPolicy.allCases.first { self.name(of: $0) == name }
     }
 
-    static func name(of code: ErrorCode) -> String {
-        switch code {
-        case .malformedFrame: "malformed_frame"
-        case .unknownFrameType: "unknown_frame_type"
-        case .frameTooLarge: "frame_too_large"
-        case .handshakeRequired: "handshake_required"
-        case .unsupportedVersion: "unsupported_version"
-        case .notAuthorized: "not_authorized"
-        case .invalidTopic: "invalid_topic"
-        case .invalidFilter: "invalid_filter"
-        case .topicTooLong: "topic_too_long"
-        case .tooManySubscriptions: "too_many_subscriptions"
-        case .unknownSubscription: "unknown_subscription"
-        case .duplicateSubscription: "duplicate_subscription"
-        case .reservedTopic: "reserved_topic"
-        case .slowConsumer: "slow_consumer"
-        case .tooManyConnections: "too_many_connections"
-        case .unexpectedFrame: "unexpected_frame"
-        case .brokerShuttingDown: "broker_shutting_down"
-        case .unsupportedFlags: "unsupported_flags"
-        case .notHerald: "not_herald"
-        case .handshakeTimeout: "handshake_timeout"
-        }
-    }
+    static func name(of code: ErrorCode) -> String { ErrorCodeNames.name(of: code) }
 
     /// Every decoding error class a vector may expect.
     static let decodingErrorNames: Set<String> = [

@@ -1,4 +1,5 @@
 import HeraldProtocol
+import HeraldTestSupport
 import Testing
 
 /// PROTOCOL.md must agree with the code it specifies: frame types, error codes and the
@@ -24,6 +25,26 @@ import Testing
             "\($0.rawValue) `\(ProtocolNames.name(of: $0))` \($0.isFatal ? "fatal" : "non-fatal")"
         }
         #expect(listed == expected)
+    }
+
+    /// Every ERROR code the broker's check-order table names is pinned by a broker vector
+    /// (but `frame_timeout`, which is about time, not bytes), in the state the table gives.
+    @Test func brokerCheckOrderTableIsPinnedByVectors() throws {
+        let rows = try document.tableRows(after: "broker-check-order")
+        try #require(rows.count >= 10)
+        let vectors = try BrokerVector.all()
+        for row in rows {
+            let state: BrokerVector.State? = row[1] == "before WELCOME" ? .handshaking : row[1] == "after WELCOME" ? .active : nil
+            let names = row[3].split(separator: "`", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+            #expect(!names.isEmpty, "row without a code: \(row)")
+            for name in names where name != "frame_timeout" {
+                let pinned = vectors.contains { vector in
+                    guard case .error(let code, _, _) = vector.reply else { return false }
+                    return ErrorCodeNames.name(of: code) == name && (state == nil || vector.state == state)
+                }
+                #expect(pinned, "no broker vector for \(name) (\(row[1]))")
+            }
+        }
     }
 
     /// The example's hex is the session vector file's, frame for frame and direction for

@@ -4,11 +4,13 @@ import Foundation
 enum VectorCatalog {
     /// The topic grammar file, which has its own schema.
     static let topicsFile = "topics.json"
+    /// Broker behaviour cases (state, bytes, the ERROR to send): run by the broker and integration tests.
+    static let brokerFile = "broker.json"
 
     /// Every frame vector file, sorted; empty if the directory is missing (a test checks that).
     static let frameFiles: [String] = {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: RepositoryPaths.vectors.path)) ?? []
-        return names.filter { $0.hasSuffix(".json") && $0 != topicsFile }.sorted()
+        return names.filter { $0.hasSuffix(".json") && $0 != topicsFile && $0 != brokerFile }.sorted()
     }()
 
     static func json(_ file: String) throws -> JSONValue {

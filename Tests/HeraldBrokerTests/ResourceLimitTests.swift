@@ -1,0 +1,110 @@
+import HeraldProtocol
+import Testing
+
+@testable import HeraldBroker
+
+/// The bounds that keep any local user from growing the broker's memory or pinning its
+/// descriptors (PROTOCOL.md §5.6), checked on the routing core with a controlled clock.
+@Suite("Resource limits")
+struct ResourceLimitTests {
+    private static func code(_ frames: [Frame]) -> ErrorCode? { CoreHarness.firstError(frames)?.knownCode }
+
+    @Test func refusedConnectionsCloseWithoutLingering() {
+        let harness = CoreHarness()
+        let stranger = harness.connect(uid: 4321, hello: false)
+        #expect(stranger.state == .closing)
+        #expect(stranger.closesImmediately)
+        #expect(Self.code(harness.drain(stranger)) == .notAuthorized)
+        #expect(harness.core.lingeringCount == 0)
+    }
+
+    @Test func handshakeLimitPerUIDRefusesOnlyThatUID() {
+        let harness = CoreHarness { $0.maxHandshakingConnectionsPerUID = 3 }
+        let waiting = (0..<3).map { _ in harness.connect(uid: 1000, hello: false) }
+        #expect(waiting.allSatisfy { $0.state == .handshaking })
+        let fourth = harness.connect(uid: 1000, hello: false)
+        #expect(fourth.state == .closing && fourth.closesImmediately)
+        let refusal = CoreHarness.firstError(harness.drain(fourth))
+        #expect(refusal?.knownCode == .tooManyConnections && refusal?.message.contains("uid 1000") == true)
+        // Another uid is not affected.
+        #expect(harness.connect(uid: 0, hello: false).state == .handshaking)
+        // Completing a handshake frees a place.
+        harness.send(waiting[0], .hello(Hello(clientName: "late")))
+        #expect(waiting[0].state == .active)
+        #expect(harness.connect(uid: 1000, hello: false).state == .handshaking)
+    }
+
+    @Test func handshakeLimitInTotal() {
+        let harness = CoreHarness { $0.maxHandshakingConnections = 4 }
+        for uid in [1000, 0, 1000, 0] as [UInt32] { #expect(harness.connect(uid: uid, hello: false).state == .handshaking) }
+        let fifth = harness.connect(uid: 0, hello: false)
+        #expect(Self.code(harness.drain(fifth)) == .tooManyConnections)
+        // Closing a handshaking peer frees its place too.
+        let quitter = harness.connect(uid: 1000, hello: false)
+        #expect(quitter.state == .closing)
+        harness.core.endBatch()
+        let another = harness.connect(uid: 1000, hello: false)
+        #expect(another.state == .closing)
+    }
+
+    @Test func incompleteFrameTimesOut() {
+        let harness = CoreHarness { $0.frameTimeout = 10 }
+        let peer = harness.connect()
+        let frame = FrameEncoder.encode(.publish(Publish(topic: "a", payload: [UInt8](repeating: 1, count: 1000))))
+        harness.send(peer, Array(frame.dropLast(8)))
+        #expect(harness.core.inputBytesHeld == frame.count - 8)
+        #expect(harness.core.expireDeadlines(now: harness.clock + 9.5).isEmpty)
+        #expect(peer.state == .active)
+        _ = harness.core.expireDeadlines(now: harness.clock + 10)
+        #expect(peer.state == .closing)
+        let error = CoreHarness.firstError(harness.drain(peer))
+        #expect(error?.knownCode == .frameTimeout && error?.isFatal == true)
+        #expect(harness.core.inputBytesHeld == 0)
+        #expect(harness.core.statistics.frameTimeouts == 1)
+    }
+
+    @Test func aFrameThatKeepsArrivingDoesNotTimeOutWhileEachFrameIsQuick() {
+        let harness = CoreHarness { $0.frameTimeout = 10 }
+        let peer = harness.connect()
+        let frame = FrameEncoder.encode(.publish(Publish(topic: "a", payload: [1, 2, 3])))
+        // Every read ends inside a new frame, for longer than the timeout in total.
+        for step in 0..<30 {
+            harness.clock += 1
+            harness.send(peer, step == 0 ? Array(frame.prefix(5)) : Array(frame.suffix(from: 5) + frame.prefix(5)))
+            _ = harness.core.expireDeadlines(now: harness.clock)
+        }
+        #expect(peer.state == .active)
+        #expect(harness.core.statistics.messagesPublished == 29)
+    }
+
+    @Test func partialInputBudgetClosesTheNewestOffenderAndTheRestRoutes() {
+        let harness = CoreHarness { $0.partialInputBudget = 100_000 }
+        let subscriber = harness.connect()
+        harness.subscribe(subscriber, "big", id: 1)
+        let first = harness.connect()
+        let second = harness.connect()
+        let frame = FrameEncoder.encode(.publish(Publish(topic: "big", payload: [UInt8](repeating: 7, count: 70_000))))
+        harness.send(first, Array(frame.prefix(60_000)))
+        harness.send(second, Array(frame.prefix(60_000)))
+        #expect(second.state == .closing)
+        let error = CoreHarness.firstError(harness.drain(second))
+        #expect(error?.knownCode == .inputBudgetExceeded && error?.isFatal == true)
+        #expect(harness.core.inputBytesHeld == 60_000)
+        harness.send(first, Array(frame.suffix(from: 60_000)))
+        #expect(CoreHarness.payloads(harness.drain(subscriber)).map(\.count) == [70_000])
+        #expect(harness.core.inputBytesHeld == 0)
+    }
+
+    @Test func lingeringIsBounded() {
+        let harness = CoreHarness { $0.maxLingeringConnections = 2 }
+        let peers = (0..<3).map { _ in harness.connect() }
+        for peer in peers { harness.send(peer, [0, 0, 0, 0, 0x6E, 0, 0, 0]) }  // unknown type: fatal
+        #expect(peers.allSatisfy { $0.state == .closing })
+        #expect(peers.map { $0.closesImmediately } == [false, false, true])
+        #expect(harness.core.lingeringCount == 2)
+        // Every one was still told why.
+        #expect(peers.allSatisfy { Self.code(harness.drain($0)) == .unknownFrameType })
+        for peer in peers { harness.core.remove(peer, reason: "written") }
+        #expect(harness.core.lingeringCount == 0)
+    }
+}

@@ -1,0 +1,33 @@
+import HeraldProtocol
+
+/// The snake_case names PROTOCOL.md and the vectors give the error codes.
+public enum ErrorCodeNames {
+    /// The name of `code` on the wire documentation, e.g. `frame_too_large`.
+    public static func name(of code: ErrorCode) -> String {
+        switch code {
+        case .malformedFrame: "malformed_frame"
+        case .unknownFrameType: "unknown_frame_type"
+        case .frameTooLarge: "frame_too_large"
+        case .handshakeRequired: "handshake_required"
+        case .unsupportedVersion: "unsupported_version"
+        case .notAuthorized: "not_authorized"
+        case .invalidTopic: "invalid_topic"
+        case .invalidFilter: "invalid_filter"
+        case .topicTooLong: "topic_too_long"
+        case .tooManySubscriptions: "too_many_subscriptions"
+        case .unknownSubscription: "unknown_subscription"
+        case .duplicateSubscription: "duplicate_subscription"
+        case .reservedTopic: "reserved_topic"
+        case .slowConsumer: "slow_consumer"
+        case .tooManyConnections: "too_many_connections"
+        case .unexpectedFrame: "unexpected_frame"
+        case .brokerShuttingDown: "broker_shutting_down"
+        case .unsupportedFlags: "unsupported_flags"
+        case .notHerald: "not_herald"
+        case .handshakeTimeout: "handshake_timeout"
+        case .repliesNotRead: "replies_not_read"
+        case .frameTimeout: "frame_timeout"
+        case .inputBudgetExceeded: "input_budget_exceeded"
+        }
+    }
+}
