@@ -66,6 +66,21 @@ struct LifecycleIntegrationTests {
         #expect(broker.stop(signal: SIGINT) == 0)
     }
 
+    /// `--help` names defaults as a person types them (the policy by name, not its wire value).
+    @Test func helpShowsDefaultsByName() throws {
+        let help = Process()
+        help.executableURL = URL(fileURLWithPath: TestEnvironment.heralddPath)
+        help.arguments = ["--help"]
+        let output = Pipe()
+        help.standardOutput = output
+        try help.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        help.waitUntilExit()
+        let policy = text.components(separatedBy: "--slow-consumer <policy>").dropFirst().first ?? ""
+        #expect(policy.prefix(300).contains("default: drop"), "\(text)")
+        #expect(text.contains("--frame-timeout") && text.contains("--partial-input-budget") && text.contains("--max-handshaking-per-uid"))
+    }
+
     @Test func secondBrokerOnTheSameAddressRefusesToStart() throws {
         let broker = try BrokerProcess()
         let second = Process()
