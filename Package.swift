@@ -11,9 +11,10 @@ let package = Package(
     products: [
         .library(name: "Herald", targets: ["Herald"]),
         .library(name: "HeraldProtocol", targets: ["HeraldProtocol"]),
-        .library(name: "HeraldBroker", targets: ["HeraldBroker"]),
+        .library(name: "HeraldCore", targets: ["HeraldCore"]),
+        .library(name: "HeraldServer", targets: ["HeraldServer"]),
         .executable(name: "heraldd", targets: ["heraldd"]),
-        .executable(name: "herald", targets: ["herald"]),
+        .executable(name: "herald", targets: ["HeraldCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,11 +30,20 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // Wire format and topic grammar: pure Swift, no I/O.
         .target(name: "HeraldProtocol", swiftSettings: strictness),
-        // Routing core (no I/O) and the epoll server that drives it.
+        // The routing core: sessions, subscriptions, routing, slow consumers, limits. No I/O and
+        // no system calls (it may not depend on CHeraldSys), so it runs in tests, fuzzing and
+        // benchmarks without sockets.
         .target(
-            name: "HeraldBroker",
+            name: "HeraldCore",
+            dependencies: ["HeraldProtocol", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictness
+        ),
+        // The epoll server that drives the core over Unix sockets: the only broker code that
+        // touches the kernel (through CHeraldSys).
+        .target(
+            name: "HeraldServer",
             dependencies: [
-                "HeraldProtocol", "CHeraldSys",
+                "HeraldCore", "HeraldProtocol", "CHeraldSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness
@@ -43,14 +53,16 @@ let package = Package(
         .executableTarget(
             name: "heraldd",
             dependencies: [
-                "HeraldBroker", "CSystemd",
+                "HeraldCore", "HeraldServer", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness
         ),
+        // The `herald` tool (folder and target HeraldCLI, so it cannot be confused with the
+        // Herald library on a case-insensitive file system); `herald bench` lives in Bench/.
         .executableTarget(
-            name: "herald",
+            name: "HeraldCLI",
             dependencies: [
                 "Herald",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldBrokerTests",
-            dependencies: ["HeraldBroker", "HeraldProtocol", "HeraldTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HeraldCore", "HeraldServer", "HeraldProtocol", "HeraldTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictness
         ),
         .testTarget(

@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "HeraldBenchSupport",
             dependencies: [
-                .product(name: "HeraldBroker", package: herald),
+                .product(name: "HeraldCore", package: herald),
                 .product(name: "HeraldProtocol", package: herald),
             ],
             swiftSettings: swiftSettings

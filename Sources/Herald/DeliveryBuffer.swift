@@ -159,11 +159,9 @@ struct Inbox {
             self.topicLength = topicLength
         }
         let payloadLength = Int(header.bodyLength) - senderSize - topicLength
+        let block = SenderBlock(loadingFrom: body)
         let sender = Message.Sender(
-            peerID: UInt64(littleEndian: body.loadUnaligned(as: UInt64.self)),
-            pid: UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
-            uid: UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
-            gid: UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+            peerID: block.senderID, pid: block.credentials.pid, uid: block.credentials.uid, gid: block.credentials.gid)
         return MessageView(
             topic: topic, payloadBytes: UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength),
             sender: sender, droppedBefore: droppedBefore)

@@ -50,6 +50,13 @@ struct ByteReader {
         return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
+    /// The next `count` bytes in place (for a structure that owns its layout), skipping them.
+    mutating func fixed(_ count: Int) throws(FrameDecodingError) -> UnsafeRawPointer {
+        guard remaining >= count else { throw .truncatedBody }
+        defer { offset += count }
+        return bytes.baseAddress! + offset
+    }
+
     mutating func bytes(_ count: Int) throws(FrameDecodingError) -> [UInt8] {
         guard count >= 0, remaining >= count else { throw .truncatedBody }
         defer { offset += count }

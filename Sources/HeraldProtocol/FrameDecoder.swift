@@ -127,13 +127,11 @@ public enum FrameDecoder {
             let topic = try reader.bytes(topicLength)
             frame = .publish(Publish(topic: topic, payload: reader.rest()))
         case .message:
-            let senderID = try reader.u64()
-            let credentials = PeerCredentials(pid: try reader.u32(), uid: try reader.u32(), gid: try reader.u32())
-            _ = try reader.u32()
+            let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
             let topicLength = Int(header.aux)
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
-            frame = .message(Delivery(senderID: senderID, sender: credentials, topic: topic, payload: reader.rest()))
+            frame = .message(Delivery(senderID: sender.senderID, sender: sender.credentials, topic: topic, payload: reader.rest()))
         case .dropped:
             frame = .dropped(DropNotice(messages: try reader.u64(), bytes: try reader.u64()))
         }

@@ -65,11 +65,11 @@ public enum FrameEncoder {
             buffer.append(contentsOf: publish.payload)
         case .message(let delivery):
             aux = UInt16(truncatingIfNeeded: delivery.topic.count)
-            buffer.appendLE(delivery.senderID)
-            buffer.appendLE(delivery.sender.pid)
-            buffer.appendLE(delivery.sender.uid)
-            buffer.appendLE(delivery.sender.gid)
-            buffer.appendLE(UInt32(0))
+            let block = SenderBlock(senderID: delivery.senderID, credentials: delivery.sender)
+            withUnsafeTemporaryAllocation(byteCount: SenderBlock.size, alignment: 8) { raw in
+                block.store(to: raw.baseAddress!)
+                buffer.append(contentsOf: raw)
+            }
             buffer.append(contentsOf: delivery.topic)
             buffer.append(contentsOf: delivery.payload)
         case .dropped(let notice):

@@ -85,6 +85,7 @@ public struct PeerCredentials: Equatable, Hashable, Sendable {
     public var gid: UInt32
 
     /// Creates credentials.
+    @inlinable
     public init(pid: UInt32, uid: UInt32, gid: UInt32) {
         self.pid = pid
         self.uid = uid

@@ -24,5 +24,5 @@ public enum ProtocolLimits {
     /// buffer no more than this.
     public static let maxHelloFrameSize = FrameHeader.size + 20 + maxClientNameLength
     /// Bytes the broker adds in front of the topic when it turns a PUBLISH into a MESSAGE.
-    public static let messageSenderBlockSize = 24
+    public static let messageSenderBlockSize = SenderBlock.size
 }

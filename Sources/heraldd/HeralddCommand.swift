@@ -1,6 +1,7 @@
 import ArgumentParser
 import CSystemd
-import HeraldBroker
+import HeraldCore
+import HeraldServer
 import HeraldProtocol
 import Logging
 

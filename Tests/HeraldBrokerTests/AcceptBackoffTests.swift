@@ -1,6 +1,8 @@
 import Testing
 
-@testable import HeraldBroker
+import HeraldCore
+
+@testable import HeraldServer
 
 @Suite("Accept back-off and log rate limit")
 struct AcceptBackoffTests {

@@ -2,7 +2,7 @@ import HeraldProtocol
 import HeraldTestSupport
 import Testing
 
-@testable import HeraldBroker
+@testable import HeraldCore
 
 /// `Protocol/vectors/broker.json` against the routing core: for every case, the first frame
 /// the broker queues is the ERROR (or WELCOME) the vector names; after a fatal ERROR the

@@ -1,7 +1,7 @@
 import HeraldProtocol
 import Testing
 
-@testable import HeraldBroker
+@testable import HeraldCore
 
 @Suite("Byte queue")
 struct ByteQueueTests {

@@ -2,7 +2,7 @@ import HeraldProtocol
 import Logging
 import Testing
 
-@testable import HeraldBroker
+@testable import HeraldCore
 
 /// Drives a ``BrokerCore`` with encoded frames and reads back what it queued, with no sockets.
 final class CoreHarness {
@@ -22,7 +22,7 @@ final class CoreHarness {
         uid: UInt32 = 1000, pid: UInt32 = 77, name: String = "test", policy: SlowConsumerPolicy? = nil,
         outputLimit: UInt32 = 0, hello: Bool = true
     ) -> PeerPointer {
-        let peer = core.connect(fd: -1, credentials: PeerCredentials(pid: pid, uid: uid, gid: uid), now: clock)
+        let peer = core.connectPeer(credentials: PeerCredentials(pid: pid, uid: uid, gid: uid), now: clock)
         if hello {
             send(peer, .hello(Hello(slowConsumerPolicy: policy, outputLimit: outputLimit, clientName: name)))
             let frames = drain(peer)

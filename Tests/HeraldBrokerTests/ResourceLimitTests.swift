@@ -1,7 +1,7 @@
 import HeraldProtocol
 import Testing
 
-@testable import HeraldBroker
+@testable import HeraldCore
 
 /// The bounds that keep any local user from growing the broker's memory or pinning its
 /// descriptors (PROTOCOL.md §5.6), checked on the routing core with a controlled clock.

@@ -1,7 +1,7 @@
 import HeraldProtocol
 import Testing
 
-@testable import HeraldBroker
+@testable import HeraldCore
 
 @Suite("Subscription index")
 struct SubscriptionIndexTests {
@@ -25,7 +25,7 @@ struct SubscriptionIndexTests {
         }
         let peers = (0..<8).map { n -> PeerPointer in
             let peer = PeerPointer.allocate(capacity: 1)
-            peer.initialize(to: Peer(slot: PeerSlot(n), id: UInt64(n), fd: -1, credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), outputLimit: 1, handshakeDeadline: 0))
+            peer.initialize(to: Peer(slot: PeerSlot(n), id: UInt64(n), credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), outputLimit: 1, handshakeDeadline: 0))
             return peer
         }
         defer { for peer in peers { peer.deinitialize(count: 1); peer.deallocate() } }
@@ -58,7 +58,7 @@ struct SubscriptionIndexTests {
     @Test func generationChangesOnEveryChange() {
         let index = SubscriptionIndex()
         let peer = PeerPointer.allocate(capacity: 1)
-        peer.initialize(to: Peer(slot: 0, id: 1, fd: -1, credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), outputLimit: 1, handshakeDeadline: 0))
+        peer.initialize(to: Peer(slot: 0, id: 1, credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), outputLimit: 1, handshakeDeadline: 0))
         defer { peer.deinitialize(count: 1); peer.deallocate() }
         let start = index.generation
         let filter = try! TopicFilter("a/+")

@@ -1,4 +1,4 @@
-import HeraldBroker
+import HeraldCore
 import HeraldProtocol
 
 /// An ``InMemoryBroker`` with clients that have completed the handshake, and helpers to

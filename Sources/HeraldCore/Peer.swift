@@ -1,14 +1,16 @@
 import HeraldProtocol
 
-/// Index of a peer in the broker's peer table.
-typealias PeerSlot = Int32
+/// A peer's place in the broker's peer table: the handle the server knows a connection by.
+/// A slot is reused for a new connection only after the server's loop iteration that
+/// closed the old one has ended (``BrokerCore/endIteration()``).
+public typealias PeerSlot = Int32
 
 /// A peer is referenced by pointer on the hot path: no reference counting, no exclusivity
 /// checks. The table in ``BrokerCore`` owns the memory and frees it only between batches.
 typealias PeerPointer = UnsafeMutablePointer<Peer>
 
-/// One connection's state inside the routing core. The core never touches the socket; the
-/// server keeps `fd` only to find its way back.
+/// One connection's state inside the routing core. The core never touches the socket: the
+/// server keeps the descriptor and its epoll interest, by slot.
 struct Peer: ~Copyable {
     enum State {
         /// Connected, HELLO not yet received.
@@ -23,7 +25,6 @@ struct Peer: ~Copyable {
 
     let slot: PeerSlot
     let id: UInt64
-    let fd: Int32
     let credentials: PeerCredentials
     var state = State.handshaking
     var name = ""
@@ -32,8 +33,6 @@ struct Peer: ~Copyable {
     /// When a closing peer's socket is closed even if it did not read everything (monotonic seconds).
     var closeDeadline = Double.infinity
     var handshakeDeadline: Double
-    /// Whether the server asked epoll for EPOLLOUT because the socket was full.
-    var waitingForWritable = false
     /// Why the peer is closing, for the disconnect log line.
     var closeReason = ""
     /// A closing peer that gets one attempt to write why, then is closed without lingering:
@@ -87,10 +86,9 @@ struct Peer: ~Copyable {
     var messagesPublished: UInt64 = 0
     var messagesReceived: UInt64 = 0
 
-    init(slot: PeerSlot, id: UInt64, fd: Int32, credentials: PeerCredentials, outputLimit: Int, handshakeDeadline: Double) {
+    init(slot: PeerSlot, id: UInt64, credentials: PeerCredentials, outputLimit: Int, handshakeDeadline: Double) {
         self.slot = slot
         self.id = id
-        self.fd = fd
         self.credentials = credentials
         self.outputLimit = outputLimit
         self.handshakeDeadline = handshakeDeadline

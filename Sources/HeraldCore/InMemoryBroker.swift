@@ -15,8 +15,7 @@ public final class InMemoryBroker {
     /// The core being driven.
     public let core: BrokerCore
     private var clock = 0.0
-    private var resumedBatch: [PeerPointer] = []
-    private var touchedBatch: [PeerPointer] = []
+    private var work = BrokerWork()
 
     /// Creates a broker with `configuration` whose own uid is `brokerUID`.
     public init(configuration: BrokerConfiguration = BrokerConfiguration(), brokerUID: UInt32 = 1000,
@@ -28,12 +27,12 @@ public final class InMemoryBroker {
     /// Connects a peer with the given credentials (no handshake yet).
     public func connect(pid: UInt32 = 100, uid: UInt32 = 1000, gid: UInt32 = 1000) -> PeerHandle {
         clock += 0.001
-        let peer = core.connect(fd: -1, credentials: PeerCredentials(pid: pid, uid: uid, gid: gid), now: clock)
+        let peer = core.connectPeer(credentials: PeerCredentials(pid: pid, uid: uid, gid: gid), now: clock)
         return PeerHandle(slot: peer.pointee.slot, id: peer.pointee.id)
     }
 
     private func pointer(_ handle: PeerHandle) -> PeerPointer? {
-        guard let peer = core.peerPointer(slot: handle.slot), peer.pointee.id == handle.id,
+        guard let peer = core.peers[handle.slot], peer.pointee.id == handle.id,
             peer.pointee.state != .closed
         else { return nil }
         return peer
@@ -97,16 +96,13 @@ public final class InMemoryBroker {
         core.remove(peer, reason: "disconnected by the in-memory driver")
     }
 
-    /// Ends a batch: continues publishers released by drains and frees closed peers.
+    /// Ends a batch as the server's loop iteration would: continues publishers released by
+    /// drains, closes closing peers and frees closed ones.
     public func endBatch() {
-        core.takeResumed(into: &resumedBatch)
-        for peer in resumedBatch where peer.pointee.state == .active { core.processBufferedInput(peer, now: clock) }
-        resumedBatch.removeAll(keepingCapacity: true)
-        core.takeTouched(into: &touchedBatch)
-        touchedBatch.removeAll(keepingCapacity: true)
-        core.forEachPeer { peer in
-            if peer.pointee.state == .closing { core.remove(peer, reason: "closed") }
-        }
-        core.freeRemovedPeers()
+        core.takeWork(into: &work)
+        for slot in work.resumed { _ = core.resumeReading(slot, now: clock) }
+        work.removeAll()
+        for peer in core.peers.snapshot() where peer.pointee.state == .closing { core.remove(peer, reason: "closed") }
+        core.endIteration()
     }
 }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HeraldProtocol
 
 /// A growable byte FIFO over manually managed memory: a peer's queued output or its
@@ -127,7 +124,7 @@ struct ByteQueue: ~Copyable {
         if head > 0 && used + length <= capacity && (head >= used || capacity >= compactionThreshold) {
             // Compact: slide the live bytes to the front. Cheap when at least half is consumed;
             // past the threshold it bounds memory, and only slow consumers get there.
-            memmove(storage!, storage! + head, used)
+            storage!.copyMemory(from: storage! + head, byteCount: used)  // memmove: overlap is allowed
             frameBoundary -= head
             tail = used
             head = 0
