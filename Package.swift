@@ -72,6 +72,12 @@ let package = Package(
         ),
         // Shared by the test targets: the broker behaviour vectors and the wire names of error codes.
         .target(name: "HeraldTestSupport", dependencies: ["HeraldProtocol"], path: "Tests/HeraldTestSupport", swiftSettings: strictness),
+        // The client library's internals (receive buffers, inbound routing), without a broker.
+        .testTarget(
+            name: "HeraldTests",
+            dependencies: ["Herald", "HeraldProtocol"],
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "HeraldProtocolTests",
             dependencies: [

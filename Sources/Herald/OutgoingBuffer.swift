@@ -7,18 +7,15 @@ import HeraldProtocol
 /// connection's `out` lock while the I/O thread writes the other, and the I/O thread swaps
 /// them under that lock. That hand-over is the synchronization, hence `@unchecked Sendable`.
 final class OutgoingBuffer: @unchecked Sendable {
-    private(set) var bytes: UnsafeMutableRawPointer
+    private var storage: ByteStorage
+    /// The encoded frames (allocated at init, so never nil).
+    var bytes: UnsafeMutableRawPointer { storage.base.unsafelyUnwrapped }
     /// Bytes in use.
     private(set) var count = 0
-    private(set) var capacity: Int
+    var capacity: Int { storage.capacity }
 
     init(capacity: Int = 64 << 10) {
-        self.capacity = capacity
-        bytes = .allocate(byteCount: capacity, alignment: 16)
-    }
-
-    deinit {
-        bytes.deallocate()
+        storage = ByteStorage(capacity: capacity)
     }
 
     var isEmpty: Bool { count == 0 }
@@ -34,12 +31,7 @@ final class OutgoingBuffer: @unchecked Sendable {
     }
 
     private func grow(to needed: Int) {
-        let newCapacity = max(needed, capacity * 2)
-        let bigger = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-        bigger.copyMemory(from: bytes, byteCount: count)
-        bytes.deallocate()
-        bytes = bigger
-        capacity = newCapacity
+        storage.grow(toAtLeast: needed, keeping: 0..<count)
     }
 
     /// Appends a PUBLISH frame for validated `topic` bytes and `payload`.

@@ -118,19 +118,19 @@ public final class Subscription: AsyncSequence, Sendable {
         /// subscription has ended normally (where ``next()`` returns nil).
         ///
         /// The fast way to consume: a ``MessageView`` is read in place from the receive
-        /// buffer, so a message costs no allocation and no async call unless `body` asks for
-        /// ``MessageView/message``. Messages not handed out (beyond `limit`) stay buffered for
+        /// buffer and lent to `body` (it cannot outlive the call), so a message costs no
+        /// allocation and no async call unless `body` asks for ``MessageView/message``. Messages not handed out (beyond `limit`) stay buffered for
         /// the next call, which can mix freely with ``next()``.
         ///
         /// ```swift
         /// var messages = subscription.makeAsyncIterator()
-        /// while try await messages.nextBatch({ view in total += view.payloadBytes.count }) > 0 {}
+        /// while try await messages.nextBatch({ view in total += view.payloadCount }) > 0 {}
         /// ```
         ///
         /// - Throws: the ``HeraldError`` that ended the connection, once, after the messages
         ///   received before it.
         nonisolated(nonsending) public mutating func nextBatch(
-            limit: Int = .max, _ body: (MessageView) -> Void
+            limit: Int = .max, _ body: (borrowing MessageView) -> Void
         ) async throws(HeraldError) -> Int {
             precondition(limit > 0, "nextBatch needs a positive limit")
             guard try await fill() else { return 0 }

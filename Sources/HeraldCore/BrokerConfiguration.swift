@@ -64,9 +64,3 @@ public struct BrokerConfiguration: Sendable {
     /// Creates the default configuration.
     public init() {}
 }
-
-/// The version of this Herald build.
-public enum HeraldVersion {
-    /// Semantic version string.
-    public static let string = "0.1.0"
-}

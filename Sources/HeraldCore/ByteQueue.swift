@@ -5,8 +5,9 @@ import HeraldProtocol
 /// bounds check and a memcpy, never an allocation (the storage grows geometrically and is
 /// reused). Not copyable: exactly one owner frees the storage.
 struct ByteQueue: ~Copyable {
-    private(set) var storage: UnsafeMutableRawPointer?
-    private(set) var capacity = 0
+    private var storage = ByteStorage()
+    /// Bytes allocated.
+    var capacity: Int { storage.capacity }
     /// Offset of the first byte not yet consumed.
     private(set) var head = 0
     /// Offset one past the last byte.
@@ -25,20 +26,18 @@ struct ByteQueue: ~Copyable {
 
     init() {}
 
-    deinit { storage?.deallocate() }
-
     /// Bytes queued.
     var count: Int { tail - head }
     var isEmpty: Bool { tail == head }
 
     /// Pointer to the first queued byte (valid until the next mutation).
-    var readPointer: UnsafeMutableRawPointer { storage! + head }
+    var readPointer: UnsafeMutableRawPointer { storage.base! + head }
 
     /// Returns a pointer with room for `length` bytes at the tail; call ``commit(_:)`` after writing.
     @inline(__always)
     mutating func reserve(_ length: Int) -> UnsafeMutableRawPointer {
-        if capacity - tail < length { makeRoom(for: length) }
-        return storage! + tail
+        if storage.capacity - tail < length { makeRoom(for: length) }
+        return storage.base! + tail
     }
 
     @inline(__always)
@@ -70,7 +69,7 @@ struct ByteQueue: ~Copyable {
         }
         // Walk frame headers already sent; headers are still in memory (no compaction yet).
         while frameBoundary < head {
-            let header = FrameHeader(loadingFrom: storage! + frameBoundary)
+            let header = FrameHeader(loadingFrom: storage.base! + frameBoundary)
             frameBoundary += header.frameLength
         }
     }
@@ -114,36 +113,28 @@ struct ByteQueue: ~Copyable {
     }
 
     private mutating func releaseStorage() {
-        storage?.deallocate()
-        storage = nil
-        capacity = 0
+        storage.release()
     }
 
     private mutating func makeRoom(for length: Int) {
         let used = tail - head
+        let capacity = storage.capacity
         if head > 0 && used + length <= capacity && (head >= used || capacity >= compactionThreshold) {
             // Compact: slide the live bytes to the front. Cheap when at least half is consumed;
             // past the threshold it bounds memory, and only slow consumers get there.
-            storage!.copyMemory(from: storage! + head, byteCount: used)  // memmove: overlap is allowed
-            frameBoundary -= head
-            tail = used
-            head = 0
-            return
+            storage.compact(head..<tail)
+        } else {
+            var newCapacity = max(capacity * 2, ByteQueue.minimumCapacity)
+            while newCapacity < used + length { newCapacity *= 2 }
+            // A queue that outgrows the small sizes goes straight to its final capacity (the
+            // output limit plus one frame): untouched pages of a large allocation cost no memory,
+            // while each doubling would hold the old and new buffers at once (a peak of 2x).
+            // From there compaction takes over, so memory stays near the output limit.
+            if newCapacity > ByteQueue.directGrowthThreshold && compactionThreshold != Int.max {
+                newCapacity = max(compactionThreshold, used + length)
+            }
+            storage.reallocate(capacity: newCapacity, keeping: head..<tail)
         }
-        var newCapacity = max(capacity * 2, ByteQueue.minimumCapacity)
-        while newCapacity < used + length { newCapacity *= 2 }
-        // A queue that outgrows the small sizes goes straight to its final capacity (the
-        // output limit plus one frame): untouched pages of a large allocation cost no memory,
-        // while each doubling would hold the old and new buffers at once (a peak of 2x).
-        // From there compaction takes over, so memory stays near the output limit.
-        if newCapacity > ByteQueue.directGrowthThreshold && compactionThreshold != Int.max {
-            newCapacity = max(compactionThreshold, used + length)
-        }
-        let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-        if used > 0 { newStorage.copyMemory(from: storage! + head, byteCount: used) }
-        storage?.deallocate()
-        storage = newStorage
-        capacity = newCapacity
         frameBoundary -= head
         tail = used
         head = 0

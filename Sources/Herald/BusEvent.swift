@@ -1,0 +1,13 @@
+
+/// Something that happened to a ``Bus`` connection as a whole, reported by ``Bus/events()``.
+public enum BusEvent: Sendable, Equatable {
+    /// The broker dropped `count` messages (`bytes` bytes of frames) for this client because
+    /// it fell more than its output limit behind (slow-consumer policy `drop`). The next
+    /// message delivered carries the count in ``Message/droppedBefore``.
+    case messagesDropped(count: UInt64, bytes: UInt64)
+    /// The broker refused a message this client published. ``Bus/flush()`` also throws it.
+    case publishFailed(HeraldError)
+    /// The connection ended: nil after ``Bus/close()``, otherwise why. This is always the
+    /// last event; the stream finishes after it.
+    case disconnected(HeraldError?)
+}

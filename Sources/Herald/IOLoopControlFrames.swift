@@ -1,0 +1,63 @@
+import CHeraldSys
+import HeraldProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Frames other than MESSAGE from the broker: replies, PING, GOODBYE, DROPPED, and
+/// protocol violations.
+extension IOLoop {
+    func handleControlFrame(_ type: FrameType, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
+        let frame: Frame
+        do {
+            frame = try FrameDecoder.decodeBody(type: type, header: header, body: body)
+        } catch {
+            protocolViolation("\(type): \(error)")
+            return
+        }
+        switch frame {
+        case .ok(let requestID):
+            if connection.completeRequest(requestID, error: nil) == .subscribed {
+                // Messages after this OK go to the new subscription too.
+                deliverStaged()
+                refreshTargetsIfNeeded()
+            }
+        case .error(let error):
+            if error.isFatal {
+                finish(reason: HeraldError.fromBroker(error), failSubscriptions: true)
+            } else if connection.completeRequest(error.requestID, error: error) == .unknown {
+                // Not a request of ours: the broker refused the PUBLISH with this ordinal.
+                connection.recordPublishError(HeraldError.fromBroker(error))
+            }
+        case .pong(let token):
+            connection.completePing(token)
+        case .ping(let token):
+            writing.append(.pong(token: token))
+        case .goodbye(let goodbye):
+            if closeDeadline != nil {
+                finish(reason: nil, failSubscriptions: false)
+            } else {
+                let name = goodbye.reason == 0 ? "goodbye" : ErrorCode(rawValue: goodbye.reason)?.description ?? "reason \(goodbye.reason)"
+                let reason = goodbye.message.isEmpty || goodbye.message == name ? name : "\(name): \(goodbye.message)"
+                finish(reason: .connectionClosed(reason: reason), failSubscriptions: false)
+            }
+        case .dropped(let notice):
+            pendingDropped &+= notice.messages
+            connection.emit(.messagesDropped(count: notice.messages, bytes: notice.bytes))
+        case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message:
+            protocolViolation("the broker sent \(type), which brokers do not send after the handshake")
+        }
+    }
+
+    func protocolViolation(_ what: String) {
+        finish(reason: .connectionLost("protocol error from the broker: \(what)"), failSubscriptions: true)
+    }
+
+    func finish(reason: HeraldError?, failSubscriptions: Bool) {
+        guard !finished else { return }
+        finished = true
+        deliverStaged()
+        connection.finish(reason: reason, failSubscriptions: failSubscriptions)
+    }
+}

@@ -1,0 +1,44 @@
+import CHeraldSys
+import HeraldProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writing: the frames tasks queued go out until the socket is full; EPOLLOUT is asked
+/// for only then.
+extension IOLoop {
+    /// Writes queued frames until the socket is full or nothing is left.
+    func flushOutput() {
+        while !finished {
+            if writeOffset == writing.count {
+                writing.removeAll()
+                writeOffset = 0
+                guard connection.takeOutgoing(into: &writing) else { return }
+            }
+            if waitingForWritable { return }
+            let n = send(socket, writing.bytes + writeOffset, writing.count - writeOffset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n >= 0 {
+                writeOffset += n
+                continue
+            }
+            let error = herald_errno()
+            switch error {
+            case EINTR:
+                continue
+            case EAGAIN, EWOULDBLOCK:
+                waitingForWritable = true
+                return
+            default:
+                // The broker is gone. Read what it sent last (a fatal ERROR or GOODBYE says why).
+                readAvailable(draining: true)
+                if !finished {
+                    finish(
+                        reason: closeDeadline == nil ? .connectionLost("cannot write to the broker: \(systemErrorDescription(error))") : nil,
+                        failSubscriptions: true)
+                }
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import HeraldProtocol
+
+/// The iterator's side: the buffers it took from the ``SubscriptionState``, and a cursor
+/// that turns their frames into messages one at a time.
+///
+/// A value type stored in the iterator, so the per-message path mutates only the caller's
+/// own storage: no lock, no reference counting, no dynamic exclusivity check.
+@usableFromInline
+struct Inbox {
+    /// Buffers taken from the subscription, read in order; kept (and so their memory valid)
+    /// until they are given back by ``SubscriptionState/take(into:)``.
+    var buffers: [DeliveryBuffer] = []
+    /// The next buffer to read after the current one.
+    var nextBuffer = 0
+    /// The next frame to read, and the end of the current buffer's frames.
+    var cursor: UnsafeRawPointer?
+    var end: UnsafeRawPointer?
+    /// Where the current run of frames ends: the next ``DeliveryRun`` record starts there.
+    var runEnd: UnsafeRawPointer?
+    /// The last topic seen (pointing into a held buffer) and its String, so a run of
+    /// messages on one topic decodes it once.
+    var topicBytes: UnsafeRawPointer?
+    var topicLength = -1
+    var topic = ""
+
+    @usableFromInline
+    init() {}
+
+    /// The next buffered message, or nil when every held buffer has been read.
+    @usableFromInline
+    mutating func next() -> Message? {
+        guard let view = nextView() else { return nil }
+        // Not Array(unsafeUninitializedCapacity:): that path allocates through an unspecialized
+        // stdlib function that looks the storage type's metadata up on every call.
+        return Message(
+            topic: view.topic, payload: [UInt8](view.payloadBytes), sender: view.sender, droppedBefore: view.droppedBefore)
+    }
+
+    /// The next buffered message read in place, or nil when every held buffer has been read.
+    @inline(__always)
+    mutating func nextView() -> MessageView? {
+        guard prepare() else { return nil }
+        var frame = cursor.unsafelyUnwrapped
+        var droppedBefore: UInt64 = 0
+        var sameTopic = true
+        if frame == runEnd {
+            // A run starts: its record says what was lost before it and whether its topic is new.
+            let run = DeliveryRun(loadingFrom: frame)
+            frame += DeliveryRun.size
+            runEnd = frame + run.length
+            droppedBefore = run.droppedBefore
+            sameTopic = run.continuesTopic
+        }
+        let header = FrameHeader(loadingFrom: frame)
+        cursor = frame + header.frameLength
+        let body = frame + FrameHeader.size
+        let topicLength = Int(header.aux)
+        let topicStart = body + SenderBlock.size
+        if !sameTopic
+            && (topicLength != self.topicLength || !ByteComparison.equal(topicStart, topicBytes.unsafelyUnwrapped, count: topicLength))
+        {
+            topic = String(decoding: UnsafeRawBufferPointer(start: topicStart, count: topicLength), as: UTF8.self)
+            topicBytes = topicStart
+            self.topicLength = topicLength
+        }
+        let payloadLength = Int(header.bodyLength) - SenderBlock.size - topicLength
+        let block = SenderBlock(loadingFrom: body)
+        let sender = Message.Sender(
+            peerID: block.senderID, pid: block.credentials.pid, uid: block.credentials.uid, gid: block.credentials.gid)
+        return MessageView(
+            topic: topic, payloadBytes: UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength),
+            sender: sender, droppedBefore: droppedBefore)
+    }
+
+    /// Whether a message is buffered (moving to the next held buffer if needed).
+    @inline(__always)
+    mutating func prepare() -> Bool {
+        cursor != end || advance()
+    }
+
+    /// Moves the cursor to the next held buffer with frames; false if there is none.
+    private mutating func advance() -> Bool {
+        while nextBuffer < buffers.count {
+            let buffer = buffers[nextBuffer]
+            nextBuffer += 1
+            if !buffer.isEmpty {
+                let start = UnsafeRawPointer(buffer.bytes)
+                cursor = start
+                end = start + buffer.count
+                // Every buffer starts with a run record.
+                runEnd = start
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Forgets the read position and everything pointing into the held buffers, which are
+    /// about to be given back. Returns them (to recycle).
+    mutating func releaseBuffers() -> [DeliveryBuffer] {
+        cursor = nil
+        end = nil
+        runEnd = nil
+        topicBytes = nil
+        topicLength = -1
+        nextBuffer = 0
+        var released: [DeliveryBuffer] = []
+        swap(&released, &buffers)
+        return released
+    }
+}
