@@ -22,12 +22,14 @@ final class DeliveryBuffer: @unchecked Sendable {
     /// Buffers that grew beyond this (for a huge message) are not kept for reuse.
     static let maxReusedCapacity = 1 << 20
 
+    /// Owns the memory. The hot path reads only the plain copies below: a noncopyable
+    /// stored property of a class is borrowed with a dynamic exclusivity check per access.
     private var storage: ByteStorage
-    /// The buffered runs (allocated at init, so never nil).
-    var bytes: UnsafeMutableRawPointer { storage.base.unsafelyUnwrapped }
+    /// `storage`'s memory (allocated at init, so never nil) and size, refreshed when it grows.
+    private(set) var bytes: UnsafeMutableRawPointer
+    private(set) var capacity: Int
     /// Bytes in use.
     private(set) var count = 0
-    var capacity: Int { storage.capacity }
     /// What the messages are charged against the subscription's buffer limit.
     private(set) var charge = 0
     /// The caller's tag for the last frame's topic (see ``append(frame:length:topicRun:droppedBefore:charge:)``).
@@ -37,6 +39,8 @@ final class DeliveryBuffer: @unchecked Sendable {
 
     init(capacity: Int = 4 << 10) {
         storage = ByteStorage(capacity: capacity)
+        bytes = storage.base.unsafelyUnwrapped
+        self.capacity = capacity
     }
 
     var isEmpty: Bool { count == 0 }
@@ -83,5 +87,7 @@ final class DeliveryBuffer: @unchecked Sendable {
 
     private func grow(to needed: Int) {
         storage.grow(toAtLeast: needed, keeping: 0..<count)
+        bytes = storage.base.unsafelyUnwrapped
+        capacity = storage.capacity
     }
 }

@@ -47,9 +47,10 @@ final class IOLoop {
 
     /// Bytes read from the socket; frames are parsed in place between `readStart` and `readEnd`.
     var readStorage = ByteStorage(capacity: IOLoop.readBufferSize)
-    /// The read buffer (allocated at init, so never nil).
-    var readBuffer: UnsafeMutableRawPointer { readStorage.base.unsafelyUnwrapped }
-    var readCapacity: Int { readStorage.capacity }
+    /// `readStorage`'s memory and size as plain fields, refreshed when it grows: the hot path
+    /// reads these (borrowing the noncopyable storage costs a dynamic exclusivity check).
+    var readBuffer: UnsafeMutableRawPointer
+    var readCapacity = IOLoop.readBufferSize
     var readStart = 0
     var readEnd = 0
 
@@ -80,6 +81,7 @@ final class IOLoop {
         self.connection = connection
         self.socket = connection.socket
         self.handshake = handshake
+        readBuffer = readStorage.base.unsafelyUnwrapped
     }
 
     /// Reports a failure to start the thread to the waiting connect().

@@ -54,6 +54,8 @@ extension IOLoop {
         let pending = readEnd - readStart
         if length > readCapacity {
             readStorage.grow(toAtLeast: length, keeping: readStart..<readEnd)
+            readBuffer = readStorage.base.unsafelyUnwrapped
+            readCapacity = readStorage.capacity
         } else {
             readStorage.compact(readStart..<readEnd)
         }

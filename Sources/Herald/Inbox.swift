@@ -29,16 +29,25 @@ struct Inbox {
     /// The next buffered message, or nil when every held buffer has been read.
     @usableFromInline
     mutating func next() -> Message? {
-        guard let view = nextView() else { return nil }
+        guard let next = nextInPlace() else { return nil }
         // Not Array(unsafeUninitializedCapacity:): that path allocates through an unspecialized
         // stdlib function that looks the storage type's metadata up on every call.
         return Message(
-            topic: view.topic, payload: [UInt8](view.payloadBytes), sender: view.sender, droppedBefore: view.droppedBefore)
+            topic: next.topic, payload: [UInt8](next.payload), sender: next.sender, droppedBefore: next.droppedBefore)
     }
 
     /// The next buffered message read in place, or nil when every held buffer has been read.
     @inline(__always)
     mutating func nextView() -> MessageView? {
+        guard let next = nextInPlace() else { return nil }
+        return MessageView(topic: next.topic, payloadBytes: next.payload, sender: next.sender, droppedBefore: next.droppedBefore)
+    }
+
+    /// The parts of the next buffered message, the payload in place; nil when every held
+    /// buffer has been read. (A tuple rather than a ``MessageView``: the noncopyable view
+    /// would be built and consumed on ``next()``'s per-message path for nothing.)
+    @inline(__always)
+    mutating func nextInPlace() -> (topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64)? {
         guard prepare() else { return nil }
         var frame = cursor.unsafelyUnwrapped
         var droppedBefore: UInt64 = 0
@@ -67,9 +76,7 @@ struct Inbox {
         let block = SenderBlock(loadingFrom: body)
         let sender = Message.Sender(
             peerID: block.senderID, pid: block.credentials.pid, uid: block.credentials.uid, gid: block.credentials.gid)
-        return MessageView(
-            topic: topic, payloadBytes: UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength),
-            sender: sender, droppedBefore: droppedBefore)
+        return (topic, UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength), sender, droppedBefore)
     }
 
     /// Whether a message is buffered (moving to the next held buffer if needed).

@@ -7,15 +7,19 @@ import HeraldProtocol
 /// connection's `out` lock while the I/O thread writes the other, and the I/O thread swaps
 /// them under that lock. That hand-over is the synchronization, hence `@unchecked Sendable`.
 final class OutgoingBuffer: @unchecked Sendable {
+    /// Owns the memory. The hot path reads only the plain copies below: a noncopyable
+    /// stored property of a class is borrowed with a dynamic exclusivity check per access.
     private var storage: ByteStorage
-    /// The encoded frames (allocated at init, so never nil).
-    var bytes: UnsafeMutableRawPointer { storage.base.unsafelyUnwrapped }
+    /// `storage`'s memory (allocated at init, so never nil) and size, refreshed when it grows.
+    private(set) var bytes: UnsafeMutableRawPointer
+    private(set) var capacity: Int
     /// Bytes in use.
     private(set) var count = 0
-    var capacity: Int { storage.capacity }
 
     init(capacity: Int = 64 << 10) {
         storage = ByteStorage(capacity: capacity)
+        bytes = storage.base.unsafelyUnwrapped
+        self.capacity = capacity
     }
 
     var isEmpty: Bool { count == 0 }
@@ -32,6 +36,8 @@ final class OutgoingBuffer: @unchecked Sendable {
 
     private func grow(to needed: Int) {
         storage.grow(toAtLeast: needed, keeping: 0..<count)
+        bytes = storage.base.unsafelyUnwrapped
+        capacity = storage.capacity
     }
 
     /// Appends a PUBLISH frame for validated `topic` bytes and `payload`.
