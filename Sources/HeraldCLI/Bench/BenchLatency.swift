@@ -76,12 +76,13 @@ struct BenchPinger {
 
         func micros(_ nanos: UInt64) -> Double { Double(nanos) / 1000 }
         var message = WorkerMessage(event: .result)
-        message.pinger = PingerReport(
+        let latency = BenchResult.Latency(
             roundTrips: histogram.totalCount, warmup: warmup, mismatched: mismatched, minMicros: micros(histogram.min),
             meanMicros: histogram.mean / 1000, p50Micros: micros(histogram.valueAtPercentile(50)),
             p90Micros: micros(histogram.valueAtPercentile(90)), p99Micros: micros(histogram.valueAtPercentile(99)),
             p999Micros: micros(histogram.valueAtPercentile(99.9)), maxMicros: micros(histogram.maxRecorded),
-            startNanos: start, endNanos: end, cpuSeconds: cpuSeconds)
+            roundTripsPerSecond: 0)
+        message.pinger = PingerReport(latency: latency, startNanos: start, endNanos: end, cpuSeconds: cpuSeconds)
         channel.send(message)
         await bus.close()
     }

@@ -27,15 +27,7 @@ struct BenchLibrary {
         let publishCPUStart = processCPUSeconds()
         let publishStart = monotonicNanos()
         var sequence: UInt64 = 0
-        var sentAt: UInt64 = 0
-        while sequence < messages {
-            // As in BenchPublisher: the clock is read for every 16th message.
-            if sequence & BenchHeader.timedMask == 0 { sentAt = monotonicNanos() }
-            payload.withUnsafeMutableBytes { BenchHeader.stamp($0, sequence: sequence, time: sentAt) }
-            try await publisher.publish(topic, payload)
-            sequence += 1
-            if sequence & 0xFFF == 0 { channel.progress.store(sequence, ordering: .relaxed) }
-        }
+        try await channel.publishStamped(messages, on: publisher, topic: topic, payload: &payload, sequence: &sequence)
         let publishCallsEnd = monotonicNanos()
         try await publisher.flush()
         let publishEnd = monotonicNanos()

@@ -188,7 +188,7 @@ final class LoopbackBroker: Sendable {
                         rebasing: raw[(index * frameLength + payloadOffset)..<((index + 1) * frameLength)])
                     BenchHeader.stamp(payload, sequence: sequence + UInt64(index), time: now)
                 }
-                guard writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[..<(count * frameLength)])) else { return false }
+                guard Output(fd: fd).write(UnsafeRawBufferPointer(rebasing: raw[..<(count * frameLength)])) else { return false }
                 sequence += UInt64(count)
             }
             return true
@@ -196,19 +196,6 @@ final class LoopbackBroker: Sendable {
     }
 
     private func send(_ fd: Int32, _ frame: Frame) -> Bool {
-        FrameEncoder.encode(frame).withUnsafeBytes { writeAll(fd, $0) }
-    }
-
-    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += n
-        }
-        return true
+        FrameEncoder.encode(frame).withUnsafeBytes { Output(fd: fd).write($0) }
     }
 }

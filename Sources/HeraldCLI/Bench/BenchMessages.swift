@@ -104,19 +104,11 @@ struct SubscriberReport: Codable, Sendable {
     var slowConsumerDisconnect: Bool
 }
 
-/// The W4 pinger's measurement (latencies in microseconds).
+/// The W4 pinger's measurement.
 struct PingerReport: Codable, Sendable {
-    var roundTrips: UInt64
-    var warmup: UInt64
-    /// Pongs that did not echo the ping just sent.
-    var mismatched: UInt64
-    var minMicros: Double
-    var meanMicros: Double
-    var p50Micros: Double
-    var p90Micros: Double
-    var p99Micros: Double
-    var p999Micros: Double
-    var maxMicros: Double
+    /// The round trips as the report shows them; the parent, which knows the window, fills
+    /// in `roundTripsPerSecond`.
+    var latency: BenchResult.Latency
     var startNanos: UInt64
     var endNanos: UInt64
     var cpuSeconds: Double

@@ -87,19 +87,7 @@ final class ChildProcess {
     @discardableResult
     func send(_ line: String) -> Bool {
         guard input >= 0 else { return false }
-        var line = line
-        return line.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = write(input, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += n
-            }
-            return true
-        }
+        return Output(fd: input).write(line)
     }
 
     /// Reads what the child's stdout holds. nil at end of file; empty if nothing is there yet.

@@ -20,19 +20,11 @@ struct BenchPublisher {
         let topic = BenchTopics.data
         let count = UInt64(settings.messages)
         var sequence: UInt64 = 0
-        var sentAt: UInt64 = 0
         var failure: String?
         let cpuStart = processCPUSeconds()
         let start = monotonicNanos()
         do {
-            while sequence < count {
-                if sequence & BenchHeader.timedMask == 0 { sentAt = monotonicNanos() }
-                payload.withUnsafeMutableBytes { BenchHeader.stamp($0, sequence: sequence, time: sentAt) }
-                try await bus.publish(topic, payload)
-                sequence += 1
-                // A relaxed store is a plain move; every 4096 keeps it off the profile entirely.
-                if sequence & 0xFFF == 0 { channel.progress.store(sequence, ordering: .relaxed) }
-            }
+            try await channel.publishStamped(count, on: bus, topic: topic, payload: &payload, sequence: &sequence)
             try await bus.flush()
         } catch {
             failure = error.description

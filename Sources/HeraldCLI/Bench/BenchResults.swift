@@ -289,15 +289,13 @@ struct BenchResult: Codable, Sendable {
             return
         }
         let window = secondsBetween(pinger.startNanos, pinger.endNanos)
-        latency = Latency(
-            roundTrips: pinger.roundTrips, warmup: pinger.warmup, mismatched: pinger.mismatched,
-            minMicros: pinger.minMicros, meanMicros: pinger.meanMicros, p50Micros: pinger.p50Micros,
-            p90Micros: pinger.p90Micros, p99Micros: pinger.p99Micros, p999Micros: pinger.p999Micros,
-            maxMicros: pinger.maxMicros, roundTripsPerSecond: window > 0 ? Double(pinger.roundTrips) / window : 0)
+        var measured = pinger.latency
+        measured.roundTripsPerSecond = window > 0 ? Double(measured.roundTrips) / window : 0
+        latency = measured
         // The ponger's CPU covers the warm-up too; it is small beside the window.
         fillCPU(sampler, pinger.startNanos, pinger.endNanos, clientCPUSeconds: pinger.cpuSeconds + (record.ponger?.cpuSeconds ?? 0))
-        if pinger.mismatched > 0 { problems.append("\(pinger.mismatched) pongs did not echo the ping just sent") }
-        if pinger.roundTrips < UInt64(plan.messages) { problems.append("only \(pinger.roundTrips) of \(plan.messages) round trips") }
+        if measured.mismatched > 0 { problems.append("\(measured.mismatched) pongs did not echo the ping just sent") }
+        if measured.roundTrips < UInt64(plan.messages) { problems.append("only \(measured.roundTrips) of \(plan.messages) round trips") }
     }
 
     private mutating func aggregateLibrary(_ plan: BenchPlan, _ record: BenchRecord) {

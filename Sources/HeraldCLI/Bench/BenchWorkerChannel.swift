@@ -60,7 +60,7 @@ final class WorkerChannel: Sendable {
     /// Sends one report line.
     func send(_ message: WorkerMessage) {
         let line = BenchJSON.line(message)
-        writer.withLock { $0.write(line) }
+        writer.withLock { _ = $0.write(line) }
     }
 
     /// Reports that it failed and why.

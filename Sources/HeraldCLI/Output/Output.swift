@@ -6,22 +6,26 @@ import Glibc
 struct Output {
     let fd: Int32
 
-    /// Writes all of `bytes`, retrying after EINTR and partial writes.
-    func write(_ bytes: UnsafeRawBufferPointer) {
+    /// Writes all of `bytes`, retrying after EINTR and partial writes. Returns false if the
+    /// descriptor failed (the reader is gone).
+    @discardableResult
+    func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                return
+                return false
             }
             offset += n
         }
+        return true
     }
 
-    /// Writes `text`.
-    func write(_ text: String) {
+    /// Writes `text`; false if the descriptor failed.
+    @discardableResult
+    func write(_ text: String) -> Bool {
         var text = text
-        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        return text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
     }
 }
