@@ -88,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldBrokerTests",
-            dependencies: ["HeraldCore", "HeraldServer", "HeraldProtocol", "HeraldTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HeraldCore", "HeraldServer", "HeraldProtocol", "HeraldTestSupport", "CHeraldSys", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictness
         ),
         .testTarget(

@@ -14,6 +14,12 @@ import Logging
 /// `Admission`, `InputReassembly`, `Session`, `Router`, `SlowConsumer`, `Closing`,
 /// `Deadlines`, `Shutdown`, over the `PeerTable` and the `SubscriptionIndex`.
 ///
+/// Memory safety: peers are reached through ``PeerPointer`` everywhere in the core, never
+/// retained or copied; ``PeerTable`` owns them and frees a removed one only at
+/// ``endIteration()``, so a pointer taken during a call stays valid for that call. Raw
+/// bytes are handled in ``ByteQueue`` and on the two hot paths, `Router` and
+/// `InputReassembly`, each of which says so at its top.
+///
 /// Single-threaded by design: the server owns it and calls it from one thread.
 public final class BrokerCore {
     let configuration: BrokerConfiguration

@@ -17,11 +17,12 @@ public final class InMemoryBroker {
     private var clock = 0.0
     private var work = BrokerWork()
 
-    /// Creates a broker with `configuration` whose own uid is `brokerUID`.
-    public init(configuration: BrokerConfiguration = BrokerConfiguration(), brokerUID: UInt32 = 1000,
+    /// Creates a broker with `configuration` whose own pid and uid (reported in WELCOME) are
+    /// `brokerPID` and `brokerUID`.
+    public init(configuration: BrokerConfiguration = BrokerConfiguration(), brokerPID: UInt32 = 1, brokerUID: UInt32 = 1000,
         logger: Logger = Logger(label: "herald.in-memory", factory: { _ in SwiftLogNoOpLogHandler() }))
     {
-        core = BrokerCore(configuration: configuration, logger: logger, brokerPID: 1, brokerUID: brokerUID)
+        core = BrokerCore(configuration: configuration, logger: logger, brokerPID: brokerPID, brokerUID: brokerUID)
     }
 
     /// Connects a peer with the given credentials (no handshake yet).
@@ -79,14 +80,22 @@ public final class InMemoryBroker {
     /// Decodes and removes everything queued for the peer.
     public func drainFrames(_ handle: PeerHandle) -> [Frame] {
         guard let peer = pointer(handle) else { return [] }
+        return InMemoryBroker.takeFrames(of: peer, from: core, reportingEachFrame: false)
+    }
+
+    /// Decodes and removes the frames queued for `peer`, as a socket that took them all would,
+    /// telling `core` after each frame (as a server whose writes each took one frame) or once.
+    /// Stops at bytes that do not decode (there are none unless the core is broken).
+    static func takeFrames(of peer: PeerPointer, from core: BrokerCore, reportingEachFrame: Bool) -> [Frame] {
         var frames: [Frame] = []
         while !peer.pointee.output.isEmpty {
             let bytes = UnsafeRawBufferPointer(start: peer.pointee.output.readPointer, count: peer.pointee.output.count)
             guard let decoded = try? FrameDecoder.decode(bytes) else { break }
             frames.append(decoded.frame)
             peer.pointee.output.consume(decoded.length)
+            if reportingEachFrame { core.didWrite(peer) }
         }
-        core.didWrite(peer)
+        if !reportingEachFrame { core.didWrite(peer) }
         return frames
     }
 

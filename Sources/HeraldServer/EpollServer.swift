@@ -22,13 +22,31 @@ public final class EpollServer {
     public enum Exit: Equatable, Sendable {
         /// Stopped by SIGINT/SIGTERM after flushing.
         case signalled(Int32)
+        /// Stopped through a ``StopHandle`` after flushing.
+        case stopRequested
     }
+
+    /// Asks a running server to stop as SIGTERM would, from any thread (an embedding
+    /// program's shutdown, a test). Valid while the server exists.
+    public struct StopHandle: Sendable {
+        fileprivate let fd: Int32
+
+        /// Stop accepting, flush, say GOODBYE and return from ``EpollServer/run()``.
+        public func requestStop() {
+            _ = herald_eventfd_signal(fd)
+        }
+    }
+
+    /// A handle that stops this server from another thread.
+    public var stopHandle: StopHandle { StopHandle(fd: stopFD) }
 
     let core: BrokerCore
     let listeners: [Listener]
     let logger: Logger
     let epollFD: Int32
     private let signalFD: Int32
+    /// Eventfd a ``StopHandle`` signals.
+    private let stopFD: Int32
     /// Each connection's socket, by the core's slot.
     var sockets = SocketTable()
     /// One read buffer for every peer: complete frames are routed straight out of it.
@@ -52,7 +70,7 @@ public final class EpollServer {
     /// Monotonic time of the current loop iteration, read once per wakeup.
     var now = 0.0
     var stopping = false
-    private var stopSignal: Int32 = 0
+    private var exit = Exit.stopRequested
     /// Called once every listener is live (e.g. sd_notify READY=1).
     public var onReady: (() -> Void)?
     /// Called when shutdown begins (e.g. sd_notify STOPPING=1).
@@ -78,6 +96,7 @@ public final class EpollServer {
     /// listener's position or, with no tag, the peer's slot.
     static let listenerTag: UInt64 = 1 << 62
     private static let signalTag: UInt64 = 1 << 61
+    private static let stopTag: UInt64 = 1 << 60
     static let positionMask: UInt64 = 0xFFFF
     /// What a connected peer's socket is watched for: readable and peer hang-up, edge-triggered.
     static let peerInterest = (HERALD_EV_IN | HERALD_EV_RDHUP) | HERALD_EV_ET
@@ -92,6 +111,8 @@ public final class EpollServer {
         guard epollFD >= 0 else { throw .cannotCreateEventLoop(errno: herald_errno()) }
         signalFD = herald_signalfd_for_shutdown()
         guard signalFD >= 0 else { throw .cannotWatchSignals(errno: herald_errno()) }
+        stopFD = herald_eventfd()
+        guard stopFD >= 0 else { throw .cannotWatchSignals(errno: herald_errno()) }
         reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         readBuffer = .allocate(byteCount: EpollServer.readBufferSize, alignment: 16)
         events = .allocate(capacity: Int(EpollServer.eventCapacity))
@@ -100,7 +121,9 @@ public final class EpollServer {
                 throw .cannotWatchListener(listeners[position].address.description, errno: herald_errno())
             }
         }
-        guard herald_epoll_ctl(epollFD, HERALD_EPOLL_ADD, signalFD, HERALD_EV_IN, EpollServer.signalTag) == 0 else {
+        guard herald_epoll_ctl(epollFD, HERALD_EPOLL_ADD, signalFD, HERALD_EV_IN, EpollServer.signalTag) == 0,
+            herald_epoll_ctl(epollFD, HERALD_EPOLL_ADD, stopFD, HERALD_EV_IN, EpollServer.stopTag) == 0
+        else {
             throw .cannotWatchSignals(errno: herald_errno())
         }
     }
@@ -110,6 +133,7 @@ public final class EpollServer {
         events.deallocate()
         close(epollFD)
         close(signalFD)
+        close(stopFD)
         if reserveFD >= 0 { close(reserveFD) }
     }
 
@@ -132,6 +156,9 @@ public final class EpollServer {
                     acceptConnections(listenerAt: Int(event.data & EpollServer.positionMask))
                 } else if event.data == EpollServer.signalTag {
                     handleSignals()
+                } else if event.data == EpollServer.stopTag {
+                    _ = herald_eventfd_drain(stopFD)
+                    beginStopping(.stopRequested, cause: "stop requested")
                 } else {
                     handlePeerEvent(slot: PeerSlot(truncatingIfNeeded: event.data), events: event.events)
                 }
@@ -149,7 +176,7 @@ public final class EpollServer {
             core.endIteration()
             if stopping && core.peerCount == 0 { break }
         }
-        return .signalled(stopSignal)
+        return exit
     }
 
     /// Milliseconds `epoll_wait` may sleep: not at all with work pending, else until the
@@ -289,17 +316,21 @@ public final class EpollServer {
                 logger.notice("SIGHUP received; there is no configuration to reload yet")
                 continue
             }
-            guard !stopping else { continue }
-            stopping = true
-            stopSignal = signal
-            logger.notice("stopping: no new connections; flushing queued messages",
-                metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : signal == SIGINT ? "SIGINT" : "\(signal)")",
-                    "peers": "\(core.peerCount)"])
-            onStopping?()
-            // Closing a listener also removes it from the epoll set, paused or not.
-            for listener in listeners { listener.close() }
-            pendingAccepts.removeAll()
-            core.beginShutdown(now: now)
+            beginStopping(.signalled(signal), cause: signal == SIGTERM ? "SIGTERM" : signal == SIGINT ? "SIGINT" : "signal \(signal)")
         }
+    }
+
+    /// Stops accepting, says GOODBYE to every peer and lets the loop flush (bounded by the
+    /// shutdown grace period) before ``run()`` returns `exit`.
+    private func beginStopping(_ exit: Exit, cause: String) {
+        guard !stopping else { return }
+        stopping = true
+        self.exit = exit
+        logger.notice("stopping: no new connections; flushing queued messages", metadata: ["cause": "\(cause)", "peers": "\(core.peerCount)"])
+        onStopping?()
+        // Closing a listener also removes it from the epoll set, paused or not.
+        for listener in listeners { listener.close() }
+        pendingAccepts.removeAll()
+        core.beginShutdown(now: now)
     }
 }

@@ -4,17 +4,17 @@ import Testing
 
 @testable import HeraldCore
 
-/// Drives a ``BrokerCore`` with encoded frames and reads back what it queued, with no sockets.
+/// Drives a ``BrokerCore`` with encoded frames and reads back what it queued, with no
+/// sockets: ``InMemoryBroker``'s core, reached by peer pointer so tests can look inside.
 final class CoreHarness {
-    let core: BrokerCore
+    let broker: InMemoryBroker
+    var core: BrokerCore { broker.core }
     var clock = 1000.0
 
     init(configure: (inout BrokerConfiguration) -> Void = { _ in }) {
         var configuration = BrokerConfiguration()
         configure(&configuration)
-        core = BrokerCore(
-            configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-            brokerPID: 4242, brokerUID: 1000)
+        broker = InMemoryBroker(configuration: configuration, brokerPID: 4242, brokerUID: 1000)
     }
 
     /// Opens a connection; with `hello` set, completes the handshake and checks the WELCOME.
@@ -52,19 +52,11 @@ final class CoreHarness {
         send(peer, .publish(Publish(topic: topic, payload: payload)))
     }
 
-    /// Decodes and removes everything queued for `peer`, as a server that wrote it all would.
+    /// Decodes and removes everything queued for `peer`, as a server that wrote it all would
+    /// (one frame per write: the core hears of each).
     func drain(_ peer: PeerPointer) -> [Frame] {
-        var frames: [Frame] = []
-        while !peer.pointee.output.isEmpty {
-            let bytes = UnsafeRawBufferPointer(start: peer.pointee.output.readPointer, count: peer.pointee.output.count)
-            guard let (frame, length) = try! FrameDecoder.decode(bytes) else {
-                Issue.record("partial frame left in output queue")
-                break
-            }
-            frames.append(frame)
-            peer.pointee.output.consume(length)
-            core.didWrite(peer)
-        }
+        let frames = InMemoryBroker.takeFrames(of: peer, from: core, reportingEachFrame: true)
+        if !peer.pointee.output.isEmpty { Issue.record("partial frame left in output queue") }
         return frames
     }
 
