@@ -81,6 +81,29 @@ int herald_unix_connect(int fd, const char *name, size_t length, int abstract) {
     return rc;
 }
 
+int herald_unix_socket_name(int fd, char *out, size_t capacity, int *abstract) {
+    struct sockaddr_un addr;
+    socklen_t len = sizeof addr;
+    memset(&addr, 0, sizeof addr);
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0) return -1;
+    if (addr.sun_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path)) {
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+    size_t n = len - offsetof(struct sockaddr_un, sun_path);
+    const char *name = addr.sun_path;
+    *abstract = addr.sun_path[0] == '\0';
+    if (*abstract) {
+        name++;
+        n--;
+    } else {
+        n = strnlen(addr.sun_path, n);
+    }
+    if (n > capacity) n = capacity;
+    memcpy(out, name, n);
+    return (int)n;
+}
+
 int herald_unix_path_is_live(const char *path) {
     int fd = herald_unix_stream_socket(0);
     if (fd < 0) return -1;

@@ -24,6 +24,8 @@ public final class EpollServer {
         case signalled(Int32)
         /// Stopped through a ``StopHandle`` after flushing.
         case stopRequested
+        /// Stopped after ``exitWhenIdle`` seconds without a peer.
+        case idle
     }
 
     /// Asks a running server to stop as SIGTERM would, from any thread (an embedding
@@ -75,6 +77,19 @@ public final class EpollServer {
     public var onReady: (() -> Void)?
     /// Called when shutdown begins (e.g. sd_notify STOPPING=1).
     public var onStopping: (() -> Void)?
+    /// Called on SIGHUP (e.g. reload, with RELOADING=1 and READY=1 around it). Without it,
+    /// SIGHUP is logged and ignored.
+    public var onReload: (() -> Void)?
+    /// Called from the event loop at least every ``tickInterval`` seconds with the monotonic
+    /// time (e.g. the watchdog ping and STATUS=): a loop that stops turning stops calling it.
+    public var onTick: ((Double) -> Void)?
+    /// Longest time between two ``onTick`` calls, in seconds.
+    public var tickInterval = 1.0
+    /// Stop (exit ``Exit/idle``) after this many seconds with no peer connected: for a
+    /// socket-activated broker, whose listening socket stays with the service manager.
+    public var exitWhenIdle: Double?
+    /// Since when no peer has been connected (for ``exitWhenIdle``).
+    private var idleSince: Double?
 
     /// Readiness events taken per `epoll_wait`.
     private static let eventCapacity: Int32 = 256
@@ -145,8 +160,10 @@ public final class EpollServer {
         onReady?()
         now = MonotonicClock.now()
         var nextSweep = now + EpollServer.sweepInterval
+        var nextTick = now
         while true {
-            let count = herald_epoll_wait(epollFD, events, EpollServer.eventCapacity, waitTimeout(nextSweep: nextSweep))
+            let wakeAt = min(nextSweep, nextTick, idleSince.map { $0 + (exitWhenIdle ?? .infinity) } ?? .infinity)
+            let count = herald_epoll_wait(epollFD, events, EpollServer.eventCapacity, waitTimeout(until: wakeAt))
             now = MonotonicClock.now()
             // Backlogs left from the last turn first, so a listener gets at most two turns per wakeup.
             serviceBacklogs()
@@ -171,6 +188,11 @@ public final class EpollServer {
                 flushWork()
             }
             if acceptBackoff.shouldResume(now: now) && !stopping { resumeListeners() }
+            if now >= nextTick {
+                nextTick = now + tickInterval
+                onTick?(now)
+            }
+            checkIdle()
             // Slots of peers closed in this iteration are dropped here, before the core may reuse them.
             pendingReads.removeAll { core.readState(of: $0) == .gone }
             core.endIteration()
@@ -179,11 +201,12 @@ public final class EpollServer {
         return exit
     }
 
-    /// Milliseconds `epoll_wait` may sleep: not at all with work pending, else until the
-    /// next sweep or listener retry, and never longer than the idle wait.
-    private func waitTimeout(nextSweep: Double) -> Int32 {
+    /// Milliseconds `epoll_wait` may sleep: not at all with work pending, else until `wakeAt`
+    /// (the next sweep, tick or idle deadline) or the listener retry, and never longer than
+    /// the idle wait.
+    private func waitTimeout(until wakeAt: Double) -> Int32 {
         if !pendingReads.isEmpty || !pendingAccepts.isEmpty || core.hasPendingWork { return 0 }
-        let until = min(nextSweep, acceptBackoff.resumeAt) - MonotonicClock.now()
+        let until = min(wakeAt, acceptBackoff.resumeAt) - MonotonicClock.now()
         let milliseconds = min(Double(EpollServer.idleWaitMilliseconds), max(0, until * 1000).rounded(.up))
         return Int32(milliseconds)
     }
@@ -313,11 +336,25 @@ public final class EpollServer {
             let signal = herald_signalfd_read(signalFD)
             if signal == 0 { return }
             if signal == SIGHUP {
-                logger.notice("SIGHUP received; there is no configuration to reload yet")
+                if let onReload { onReload() } else { logger.notice("SIGHUP received; nothing to reload") }
                 continue
             }
             beginStopping(.signalled(signal), cause: signal == SIGTERM ? "SIGTERM" : signal == SIGINT ? "SIGINT" : "signal \(signal)")
         }
+    }
+
+    /// With ``exitWhenIdle``: starts stopping once no peer has been connected for that long.
+    /// Stopping closes the listeners first, so a client that connects meanwhile waits in the
+    /// (service manager's) backlog for the next instance instead of being accepted and dropped.
+    private func checkIdle() {
+        guard let exitWhenIdle, !stopping else { return }
+        guard core.peerCount == 0 else {
+            idleSince = nil
+            return
+        }
+        let since = idleSince ?? now
+        idleSince = since
+        if now - since >= exitWhenIdle { beginStopping(.idle, cause: "no peers for \(exitWhenIdle) s") }
     }
 
     /// Stops accepting, says GOODBYE to every peer and lets the loop flush (bounded by the

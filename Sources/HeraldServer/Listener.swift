@@ -62,6 +62,21 @@ public final class Listener {
         self.ownsPath = ownsPath
     }
 
+    /// Adopts a listening socket another process bound (systemd socket activation): makes it
+    /// nonblocking and reads its address for the logs. The socket file, if any, belongs to
+    /// whoever created it: this process never unlinks it.
+    public init(adopting fd: Int32) throws(ListenerError) {
+        var name = [CChar](repeating: 0, count: 128)
+        var abstract: Int32 = 0
+        let length = herald_unix_socket_name(fd, &name, name.count, &abstract)
+        guard length >= 0 else { throw .system("reading the address of descriptor \(fd)", errno: herald_errno()) }
+        guard herald_set_nonblocking(fd, 1) == 0 else { throw .system("making descriptor \(fd) nonblocking", errno: herald_errno()) }
+        let text = String(decoding: name[..<Int(length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.fd = fd
+        self.address = BusAddress(abstract != 0 ? "@" + text : text)
+        self.ownsPath = false
+    }
+
     /// Closes the socket and removes a socket file this process created.
     public func close() {
         Glibc.close(fd)

@@ -19,7 +19,9 @@ struct HeralddCommand: ParsableCommand {
             Listens on a Unix socket (abstract '@name' or a filesystem path) and routes topic messages \
             between local processes. Without --address it listens on $HERALD_ADDRESS, or else on the \
             per-user default @herald/<uid>. Stops cleanly on SIGINT or SIGTERM, flushing queued messages. \
-            Under systemd (Type=notify) it reports READY=1 once listening and STOPPING=1 when stopping.
+            Under systemd it adopts the sockets passed with LISTEN_FDS (socket activation), and with \
+            Type=notify reports READY=1, STATUS=, WATCHDOG=1 (when WatchdogSec= is set), RELOADING=1 on \
+            SIGHUP and STOPPING=1. See examples/systemd.
             """,
         version: HeraldVersion.string)
 
@@ -59,6 +61,9 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Bytes of partially received frames held for all connections together (e.g. 64M).", valueName: "bytes"))
     var partialInputBudget = ByteCount(argument: "64M")!
 
+    @Option(name: .long, help: ArgumentHelp("Exit (0, after STOPPING=1) once no client has been connected for this long: for socket activation, where the next connection starts a new broker.", valueName: "seconds"))
+    var exitWhenIdle: Double?
+
     @Option(name: .long, help: ArgumentHelp("Also admit this user id (the broker's own uid and root are always admitted). Repeatable.", valueName: "uid"))
     var allowUID: [UInt32] = []
 
@@ -76,6 +81,9 @@ struct HeralddCommand: ParsableCommand {
             throw ValidationError("--max-subscriptions, --max-connections, --max-handshaking and --max-handshaking-per-uid must be positive")
         }
         guard frameTimeout > 0, frameTimeout.isFinite else { throw ValidationError("--frame-timeout must be a positive number of seconds") }
+        if let exitWhenIdle, !(exitWhenIdle > 0 && exitWhenIdle.isFinite) {
+            throw ValidationError("--exit-when-idle must be a positive number of seconds")
+        }
         guard partialInputBudget.value >= maxFrameSize.value else {
             throw ValidationError("--partial-input-budget must hold at least one frame of --max-frame-size bytes")
         }
@@ -103,8 +111,20 @@ struct HeralddCommand: ParsableCommand {
         configuration.partialInputBudget = partialInputBudget.value
         configuration.extraAllowedUIDs = Set(allowUID)
 
-        let addresses = address.isEmpty ? [BusAddress.resolve(nil)] : address.map(BusAddress.init)
-        var listeners: [Listener] = []
+        // Sockets passed by a service manager come first; --address adds to them. Without
+        // either, the default address.
+        var listeners: [Listener]
+        do {
+            listeners = try SocketActivation.passedListeners(logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let activated = !listeners.isEmpty
+        let addresses = address.isEmpty ? (activated ? [] : [BusAddress.resolve(nil)]) : address.map(BusAddress.init)
+        if activated && !addresses.isEmpty {
+            logger.notice("socket-activated, and listening on --address too", metadata: ["addresses": "\(addresses.map(\.description))"])
+        }
         do {
             for address in addresses { listeners.append(try Listener(address: address)) }
         } catch {
@@ -122,14 +142,17 @@ struct HeralddCommand: ParsableCommand {
             logger.critical("cannot start the event loop: \(error)")
             throw ExitCode(1)
         }
-        let listening = addresses.map(\.description).joined(separator: " ")
+        let listening = listeners.map(\.address.description).joined(separator: " ")
+        let notifier = ServiceNotifier(logger: logger)
+        server.exitWhenIdle = exitWhenIdle
+        server.tickInterval = notifier.tickInterval
         server.onReady = {
             logger.notice("listening", metadata: ["address": "\(listening)", "pid": "\(getpid())", "version": "\(HeraldVersion.string)"])
-            _ = sd_notify(0, "READY=1\nSTATUS=listening on \(listening)")
+            notifier.ready(listening: listening)
         }
-        server.onStopping = {
-            _ = sd_notify(0, "STOPPING=1\nSTATUS=stopping")
-        }
+        server.onTick = { now in notifier.tick(now: now, statistics: core.statistics) }
+        server.onReload = { notifier.reload() }
+        server.onStopping = { notifier.stopping() }
         let exit = server.run()
         let stats = core.statistics
         logger.notice(

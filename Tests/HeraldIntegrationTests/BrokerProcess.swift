@@ -78,35 +78,3 @@ enum BrokerProcessError: Error, CustomStringConvertible {
         }
     }
 }
-
-/// The listening end of the sd_notify protocol: a datagram socket on an abstract name.
-final class NotifySocket {
-    let fd: Int32
-    let address: String
-
-    init() throws {
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        let name = "herald-notify/\(getpid())/\(UUID().uuidString)"
-        address = "@" + name
-        let bound = name.withCString { herald_unix_bind(fd, $0, strlen($0), 1) }
-        guard fd >= 0, bound == 0 else { throw POSIXError(.EADDRINUSE) }
-    }
-
-    deinit { close(fd) }
-
-    /// Reads notifications until one says READY=1.
-    func waitForReady(timeout: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while Date() < deadline {
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let remaining = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
-            guard poll(&poller, 1, remaining) > 0 else { continue }
-            let n = recv(fd, &buffer, buffer.count, 0)
-            guard n > 0 else { continue }
-            let text = String(decoding: buffer[..<n], as: UTF8.self)
-            if text.split(separator: "\n").contains("READY=1") { return true }
-        }
-        return false
-    }
-}

@@ -54,6 +54,11 @@ int herald_unix_stream_socket(int nonblocking);
 int herald_unix_bind(int fd, const char *name, size_t length, int abstract);
 int herald_unix_connect(int fd, const char *name, size_t length, int abstract);
 
+/// The address a Unix socket is bound to: writes the name (without the abstract
+/// namespace's leading NUL, without a path's trailing NUL) to `out`, sets `*abstract`, and
+/// returns its length; -1 if `fd` is not a bound AF_UNIX socket (errno set).
+int herald_unix_socket_name(int fd, char *out, size_t capacity, int *abstract);
+
 /// Whether something accepts connections on a filesystem socket path (1), nothing does (0).
 int herald_unix_path_is_live(const char *path);
 
