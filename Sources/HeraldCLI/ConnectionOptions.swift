@@ -10,12 +10,28 @@ struct ConnectionOptions: ParsableArguments {
             valueName: "address"))
     var address: String?
 
-    /// Connects, or prints why not and exits with status 2 (or 1 for a bad address).
-    func connect(options: BusOptions = BusOptions()) async throws -> Bus {
+    /// Connects, or prints why not and exits with status 2 (or 1 for a bad address). With
+    /// `wait` seconds, keeps retrying while no broker listens (a broker that is starting or
+    /// restarting).
+    func connect(options: BusOptions = BusOptions(), wait: Double = 0) async throws -> Bus {
         do {
-            return try await Bus.connect(to: address, options: options)
+            return try await connectRetrying(options: options, wait: wait)
         } catch {
             throw Failure.report(error)
+        }
+    }
+
+    /// Connects, retrying an unreachable broker every 50 ms until `wait` seconds have passed;
+    /// throws the last error.
+    func connectRetrying(options: BusOptions = BusOptions(), wait: Double) async throws(HeraldError) -> Bus {
+        let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
+        while true {
+            do {
+                return try await Bus.connect(to: address, options: options)
+            } catch {
+                guard case .brokerUnreachable = error, ContinuousClock.now < deadline else { throw error }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
         }
     }
 }

@@ -42,18 +42,11 @@ struct PingCommand: AsyncParsableCommand {
 
     /// Connects, retrying an unreachable broker until --wait runs out.
     private func connectWaiting() async throws -> Bus {
-        let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
-        while true {
-            do {
-                return try await Bus.connect(to: connection.address)
-            } catch {
-                if case .brokerUnreachable = error, ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(50))
-                    continue
-                }
-                if quiet { throw ExitCode(Failure.status(for: error)) }
-                throw Failure.report(error)
-            }
+        do {
+            return try await connection.connectRetrying(wait: wait)
+        } catch {
+            if quiet { throw ExitCode(Failure.status(for: error)) }
+            throw Failure.report(error)
         }
     }
 

@@ -13,7 +13,8 @@ struct PubCommand: AsyncParsableCommand {
         discussion: """
             Exits once the broker has routed every message (it flushes before exiting). Lines are \
             published as bytes, without their trailing newline; a last line without a newline is \
-            published too.
+            published too. A broker that restarts meanwhile is reconnected to and the messages not yet \
+            sent go to the next one; with --wait, a broker not yet listening is waited for.
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -27,8 +28,12 @@ struct PubCommand: AsyncParsableCommand {
     @Option(name: .customLong("repeat"), help: ArgumentHelp("Publish each message N times.", valueName: "N"))
     var repeatCount = 1
 
+    @Option(help: ArgumentHelp("Wait up to this many seconds for a broker that is not listening yet (starting or restarting).", valueName: "seconds"))
+    var wait: Double = 0
+
     func validate() throws {
         guard repeatCount >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        guard wait >= 0 else { throw ValidationError("--wait must not be negative") }
     }
 
     func run() async throws {
@@ -38,7 +43,7 @@ struct PubCommand: AsyncParsableCommand {
         } catch {
             throw Failure.report(.invalidTopic(topic, reason: "it \(error)"))
         }
-        let bus = try await connection.connect()
+        let bus = try await connection.connect(wait: wait)
         do {
             if let message {
                 for _ in 0..<repeatCount { try await bus.publish(topic, message) }

@@ -16,7 +16,8 @@ struct SubCommand: AsyncParsableCommand {
             Each message is printed once (even if several filters match) as one line: \
             'TOPIC PAYLOAD  [peer ID pid PID uid UID]', where PAYLOAD is the text, or 0x… hex if it \
             is not UTF-8. SIGINT or SIGTERM unsubscribes, closes the connection and exits 0. If the \
-            broker goes away, exits 3. Drop notices go to standard error.
+            broker goes away (a restart), reconnects and goes on printing, with a note on standard error; \
+            with --no-reconnect it exits 3 instead. Drop notices go to standard error.
             """)
 
     /// The slow-consumer policy as a command-line value.
@@ -46,6 +47,9 @@ struct SubCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Exit (status 0) after N messages.", valueName: "N"))
     var count: Int?
 
+    @Flag(name: .customLong("no-reconnect"), help: "Exit (status 3) if the broker goes away instead of reconnecting.")
+    var noReconnect = false
+
     @Option(
         name: .customLong("slow-consumer"),
         help: ArgumentHelp(
@@ -61,6 +65,7 @@ struct SubCommand: AsyncParsableCommand {
     func run() async throws {
         var options = BusOptions()
         options.slowConsumerPolicy = slowConsumer.policy
+        if noReconnect { options.reconnect = nil }
         let bus = try await connection.connect(options: options)
         let subscription: Subscription
         do {
@@ -82,8 +87,17 @@ struct SubCommand: AsyncParsableCommand {
         let events = bus.events()
         let eventTask = Task {
             for await event in events {
-                if case .messagesDropped(let dropped, _) = event {
+                switch event {
+                case .messagesDropped(let dropped, _):
                     StandardError.line("herald: broker dropped \(dropped) messages (slow consumer)")
+                case .reconnecting(let reason):
+                    StandardError.line("herald: lost the broker (\(reason)); reconnecting")
+                case .reconnected(let attempt, let downtime):
+                    let milliseconds = Int(downtime.components.seconds * 1000 + downtime.components.attoseconds / 1_000_000_000_000_000)
+                    StandardError.line(
+                        "herald: reconnected after \(milliseconds) ms (attempt \(attempt)); messages published meanwhile were not delivered")
+                default:
+                    break
                 }
             }
         }

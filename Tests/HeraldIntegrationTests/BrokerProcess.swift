@@ -15,9 +15,10 @@ final class BrokerProcess: @unchecked Sendable {
     /// With `addressFromEnvironment`, the address is passed as `$HERALD_ADDRESS` instead of `--address`.
     /// With `descriptorLimit`, the broker runs under `prlimit --nofile=N:N` (soft and hard), as a
     /// service with a low limit would.
+    /// With `exactAddress`, the broker listens there instead of on a fresh unique name.
     init(_ arguments: [String] = [], purpose: String = "broker", logLevel: String = "info", addressFromEnvironment: Bool = false,
-        descriptorLimit: Int? = nil) throws {
-        address = TestEnvironment.uniqueAddress(purpose)
+        descriptorLimit: Int? = nil, exactAddress: String? = nil) throws {
+        address = exactAddress ?? TestEnvironment.uniqueAddress(purpose)
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("heraldd-\(getpid())-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
 

@@ -9,9 +9,14 @@ struct CLIIntegrationTests {
     /// receives: probes are published until one is printed (the same barrier the peer
     /// benchmarks use), so no sleep decides when the subscription is live.
     static func startSubscriber(_ broker: BrokerProcess, _ filters: [String], extra: [String] = []) async throws -> CLIProcess {
+        try await startSubscriber(address: broker.address, filters, extra: extra)
+    }
+
+    /// Starts `herald sub` and returns once it demonstrably receives (a probe message got through).
+    static func startSubscriber(address: String, _ filters: [String], extra: [String] = []) async throws -> CLIProcess {
         let probeTopic = "probe/\(UUID().uuidString.prefix(8))"
-        let subscriber = try CLIProcess(["sub", "--address", broker.address] + extra + filters + [probeTopic])
-        let bus = try await Bus.connect(to: broker.address)
+        let subscriber = try CLIProcess(["sub", "--address", address] + extra + filters + [probeTopic])
+        let bus = try await Bus.connect(to: address)
         defer { Task { await bus.close() } }
         for _ in 0..<500 {
             try await bus.publish(probeTopic, "probe")
@@ -67,7 +72,7 @@ struct CLIIntegrationTests {
 
     @Test func subscriberExitsWhenTheBrokerStops() async throws {
         let broker = try BrokerProcess()
-        let subscriber = try await Self.startSubscriber(broker, ["anything/#"])
+        let subscriber = try await Self.startSubscriber(broker, ["anything/#"], extra: ["--no-reconnect"])
         #expect(broker.stop() == 0)
         let status = subscriber.waitForExit()
         #expect(status == 3, "documented status for a lost broker; stderr: \(subscriber.standardError)")

@@ -166,7 +166,8 @@ struct LibraryIntegrationTests {
 
     @Test func subscriptionsEndWhenTheBrokerStops() async throws {
         let broker = try BrokerProcess()
-        let bus = try await Bus.connect(to: broker.address)
+        // Without reconnection (see ReconnectIntegrationTests for the default).
+        let bus = try await Bus.connect(to: broker.address, options: BusOptions(reconnect: nil))
         let subscription = try await bus.subscribe("x")
         let events = bus.events()
         #expect(broker.stop() == 0)

@@ -1,4 +1,5 @@
 import HeraldProtocol
+import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -150,9 +151,29 @@ public final class Bus: Sendable {
     /// - Throws: the error the broker reported for a message published since the previous
     ///   flush, if any (it is also reported as ``BusEvent/publishFailed(_:)``); otherwise
     ///   ``HeraldError/closed`` or the reason the connection ended.
+    ///
+    /// While the bus is reconnecting, it waits for the new connection (the flush is sent again
+    /// once it is up), as long as the reconnect policy keeps trying; use ``flush(timeout:)``
+    /// to bound that.
     nonisolated(nonsending) public func flush() async throws(HeraldError) {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, HeraldError>, Never>) in
             connection.ping { continuation.resume(returning: $0) }
+        }
+        try result.get()
+    }
+
+    /// Like ``flush()``, but throws ``HeraldError/timeout`` if the broker has not confirmed
+    /// within `timeout` (for instance because the bus is still reconnecting). The messages
+    /// stay queued and are sent once connected: only the wait is given up.
+    nonisolated(nonsending) public func flush(timeout: Duration) async throws(HeraldError) {
+        let once = FlushOutcome()
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, HeraldError>, Never>) in
+            once.install(continuation)
+            connection.ping { once.resolve($0) }
+            Task {
+                try? await Task.sleep(for: timeout)
+                once.resolve(.failure(.timeout))
+            }
         }
         try result.get()
     }
@@ -212,7 +233,7 @@ public final class Bus: Sendable {
         connection.events()
     }
 
-    /// Whether the connection is open (not closed and not ended by the broker or an error).
+    /// Whether the connection is open (not closed, not reconnecting, not ended by the broker or an error).
     public var isConnected: Bool {
         if case .open = connection.phase { return true }
         return false
@@ -236,5 +257,24 @@ public final class Bus: Sendable {
     nonisolated(nonsending) public func close() async {
         connection.requestClose()
         await connection.waitUntilExited()
+    }
+}
+
+/// Resumes a flush's continuation once: with the PONG's outcome or with the timeout, whichever
+/// comes first.
+final class FlushOutcome: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<Result<Void, HeraldError>, Never>?, resolved: Bool)>((nil, false))
+
+    func install(_ continuation: CheckedContinuation<Result<Void, HeraldError>, Never>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func resolve(_ result: Result<Void, HeraldError>) {
+        let continuation = state.withLock { state -> CheckedContinuation<Result<Void, HeraldError>, Never>? in
+            guard !state.resolved, let continuation = state.continuation else { return nil }
+            state.resolved = true
+            return continuation
+        }
+        continuation?.resume(returning: result)
     }
 }

@@ -7,7 +7,14 @@ public enum BusEvent: Sendable, Equatable {
     case messagesDropped(count: UInt64, bytes: UInt64)
     /// The broker refused a message this client published. ``Bus/flush()`` also throws it.
     case publishFailed(HeraldError)
-    /// The connection ended: nil after ``Bus/close()``, otherwise why. This is always the
-    /// last event; the stream finishes after it.
+    /// The connection to the broker was lost for this reason; the bus is reconnecting (see
+    /// ``ReconnectPolicy``). Subscriptions stay; publishes follow the policy meanwhile.
+    case reconnecting(HeraldError)
+    /// The bus is connected again, after `attempt` attempts and `downtime` without a
+    /// connection, and every subscription is re-established.
+    case reconnected(attempt: Int, downtime: Duration)
+    /// The bus ended: nil after ``Bus/close()``, otherwise why (a broker loss without
+    /// reconnection, or one reconnection gave up on). This is always the last event; the
+    /// stream finishes after it.
     case disconnected(HeraldError?)
 }

@@ -29,6 +29,9 @@ public struct BusOptions: Sendable {
     public var subscriptionBufferLimit: Int
     /// How long ``Bus/connect(to:options:)`` waits for the broker's WELCOME.
     public var connectTimeout: Duration
+    /// How the bus reconnects when the broker goes away; nil ends the bus instead (its
+    /// subscriptions end with the error, as a broker loss did before reconnection existed).
+    public var reconnect: ReconnectPolicy?
 
     /// Creates options; every parameter has a default suited to ordinary use.
     public init(
@@ -37,7 +40,8 @@ public struct BusOptions: Sendable {
         outputLimit: Int? = nil,
         publishBufferLimit: Int = 8 << 20,
         subscriptionBufferLimit: Int = 8 << 20,
-        connectTimeout: Duration = .seconds(5)
+        connectTimeout: Duration = .seconds(5),
+        reconnect: ReconnectPolicy? = ReconnectPolicy()
     ) {
         self.clientName = clientName
         self.slowConsumerPolicy = slowConsumerPolicy
@@ -45,6 +49,7 @@ public struct BusOptions: Sendable {
         self.publishBufferLimit = publishBufferLimit
         self.subscriptionBufferLimit = subscriptionBufferLimit
         self.connectTimeout = connectTimeout
+        self.reconnect = reconnect
     }
 
     /// The process name from `/proc/self/comm`, or `herald-client` if it cannot be read.

@@ -35,13 +35,17 @@ public struct Message: Sendable {
     /// How many messages the broker reported dropped for this connection (slow consumer,
     /// `drop` policy) just before this one; 0 when there was no gap.
     public var droppedBefore: UInt64
+    /// Whether this is the first message after the bus reconnected to its broker: messages
+    /// published while it had no connection were not delivered (how many is not known).
+    public var afterReconnect: Bool
 
     /// Creates a message (useful for tests and for code that forwards messages).
-    public init(topic: String, payload: [UInt8], sender: Sender, droppedBefore: UInt64 = 0) {
+    public init(topic: String, payload: [UInt8], sender: Sender, droppedBefore: UInt64 = 0, afterReconnect: Bool = false) {
         self.topic = topic
         self.payload = payload
         self.sender = sender
         self.droppedBefore = droppedBefore
+        self.afterReconnect = afterReconnect
     }
 
     /// The payload as text, or nil if it is not valid UTF-8.

@@ -14,15 +14,18 @@ public struct MessageView: ~Copyable {
     /// How many messages the broker reported dropped just before this one (see
     /// ``Message/droppedBefore``).
     public let droppedBefore: UInt64
+    /// Whether this is the first message after a reconnect (see ``Message/afterReconnect``).
+    public let afterReconnect: Bool
     /// The payload in the receive buffer: valid while the view is lent, never handed out
     /// but for the duration of ``withPayload(_:)``.
     let payloadBytes: UnsafeRawBufferPointer
 
-    init(topic: String, payloadBytes: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64) {
+    init(topic: String, payloadBytes: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool) {
         self.topic = topic
         self.payloadBytes = payloadBytes
         self.sender = sender
         self.droppedBefore = droppedBefore
+        self.afterReconnect = afterReconnect
     }
 
     /// The payload's size in bytes.
@@ -38,7 +41,7 @@ public struct MessageView: ~Copyable {
 
     /// The message as a ``Message`` value, with the payload copied out.
     public var message: Message {
-        Message(topic: topic, payload: [UInt8](payloadBytes), sender: sender, droppedBefore: droppedBefore)
+        Message(topic: topic, payload: [UInt8](payloadBytes), sender: sender, droppedBefore: droppedBefore, afterReconnect: afterReconnect)
     }
 
     /// The payload as text, or nil if it is not valid UTF-8.

@@ -24,6 +24,9 @@ final class Connection: Sendable {
         case connecting
         /// WELCOME received; requests are accepted.
         case open
+        /// The broker went away and the I/O thread is reconnecting: requests are accepted and
+        /// sent once connected again (see ``ReconnectPolicy``).
+        case reconnecting
         /// close() was called: GOODBYE is queued, no new requests are accepted.
         case closing
         /// The I/O loop has finished: nil after close(), otherwise why the connection ended.
@@ -42,6 +45,8 @@ final class Connection: Sendable {
         var lastTopic: [UInt8] = []
         /// Publishers waiting for the I/O thread to take the (full) buffer.
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+        /// While reconnecting: what happens to a publish (buffer up to a bound, or fail).
+        var reconnecting: ReconnectPolicy.Publishing?
     }
 
     /// A request waiting for the broker's OK or ERROR.
@@ -52,6 +57,9 @@ final class Connection: Sendable {
         var subscriptionID: UInt32?
         /// nil for fire-and-forget requests (an UNSUBSCRIBE sent from a deinit).
         var completion: Completion?
+        /// Re-sent after a reconnect for a subscription the application already had: if the
+        /// new broker refuses it, the subscription ends with the error.
+        var resent = false
     }
 
     /// One filter the broker holds for this connection.

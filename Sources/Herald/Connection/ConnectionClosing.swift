@@ -12,7 +12,10 @@ extension Connection {
     /// safe to call from a deinit.
     func requestClose() {
         let first = control.withLock { state -> Bool in
-            guard case .open = state.phase else { return false }
+            switch state.phase {
+            case .open, .reconnecting: break
+            case .connecting, .closing, .ended: return false
+            }
             state.phase = .closing
             return true
         }

@@ -78,7 +78,16 @@ extension Connection {
         }
         guard let request else { return .unknown }
         if let error {
-            request.completion?(.failure(HeraldError.fromBroker(error, filter: request.filter)))
+            let failure = HeraldError.fromBroker(error, filter: request.filter)
+            if request.resent, let id = request.subscriptionID {
+                // A subscription re-sent after a reconnect was refused by the new broker: it ends.
+                let ended = control.withLock { $0.subscriptions.removeValue(forKey: id) }
+                if let ended {
+                    subscriptionsVersion.add(1, ordering: .releasing)
+                    _ = ended.state.end(.failed(failure))
+                }
+            }
+            request.completion?(.failure(failure))
         } else {
             request.completion?(.success(()))
         }

@@ -29,7 +29,19 @@ extension Connection {
                 state.lastTopic.removeAll(keepingCapacity: true)
                 state.lastTopic.append(contentsOf: topic)
             }
-            if state.buffer.count + frameLength > limit && !state.buffer.isEmpty { return (.full, false) }
+            if let policy = state.reconnecting {
+                // No broker to write to: the reconnect policy decides, never a wait.
+                switch policy {
+                case .fail:
+                    return (.failed(.connectionLost("not connected to the broker (reconnecting; publishing then is set to fail)")), false)
+                case .buffer(let bound) where state.buffer.count + frameLength > bound:
+                    return (.failed(.connectionLost("not connected to the broker, and \(bound) bytes are already buffered while reconnecting")), false)
+                case .buffer:
+                    break
+                }
+            } else if state.buffer.count + frameLength > limit && !state.buffer.isEmpty {
+                return (.full, false)
+            }
             state.buffer.appendPublish(topic: topic, payload: payload)
             let wake = state.ioIdle
             state.ioIdle = false

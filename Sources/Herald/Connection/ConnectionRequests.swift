@@ -12,7 +12,7 @@ extension Connection {
     /// The error a new request fails with in `phase`, or nil if requests are accepted.
     static func refusal(in phase: Phase) -> HeraldError? {
         switch phase {
-        case .open: nil
+        case .open, .reconnecting: nil
         case .connecting, .closing: .closed
         case .ended(let reason): reason ?? .closed
         }
@@ -42,6 +42,8 @@ extension Connection {
                 state.pendingRequests[requestID] = PendingRequest(
                     filter: filter.text, subscriptionID: id, completion: requestCompletion)
                 state.subscriptions[id] = BrokerSubscription(filter: filter, state: subscription)
+                // While reconnecting, the SUBSCRIBE goes out with the others once connected.
+                guard case .open = state.phase else { continue }
                 FrameEncoder.encode(
                     .subscribe(Subscribe(requestID: requestID, subscriptionID: id, filter: filter.text)), into: &frames)
             }
@@ -51,7 +53,7 @@ extension Connection {
         switch outcome {
         case .success(let frames):
             // A rejection here means close() raced us: the I/O thread fails the pending requests when it ends.
-            enqueue(frames)
+            if !frames.isEmpty { enqueue(frames) }
         case .failure(let refusal):
             completion(.failure(refusal))
         }

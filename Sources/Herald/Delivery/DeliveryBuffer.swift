@@ -85,6 +85,16 @@ final class DeliveryBuffer: @unchecked Sendable {
         self.charge += charge
     }
 
+    /// Marks a reconnect: the next message appended (or, if none follows in this buffer, the
+    /// next one the subscription reads) has ``Message/afterReconnect`` set.
+    func appendReconnectMarker() {
+        if capacity - count < DeliveryRun.size { grow(to: count + DeliveryRun.size) }
+        DeliveryRun(droppedBefore: 0, length: 0, continuesTopic: false, afterReconnect: true).store(to: bytes + count)
+        count += DeliveryRun.size
+        // The next frames start a run of their own (a marker run holds none).
+        lastRunOffset = -1
+    }
+
     private func grow(to needed: Int) {
         storage.grow(toAtLeast: needed, keeping: 0..<count)
         bytes = storage.base.unsafelyUnwrapped

@@ -8,7 +8,9 @@
 /// ```
 /// offset 0   u64  droppedBefore   messages the broker reported lost just before this run
 /// offset 8   u32  length          bytes of MESSAGE frames that follow
-/// offset 12  u8   continuesTopic  1: the first frame's topic is the previous run's topic
+/// offset 12  u8   flags           0x01: the first frame's topic is the previous run's topic;
+///                                  0x02: the bus reconnected before this run (a run with this
+///                                  flag and no frames marks the gap for the next message)
 /// offset 13  3 bytes unused
 /// ```
 /// Native byte order, unaligned: it only ever lives in this process's memory.
@@ -21,26 +23,31 @@ struct DeliveryRun {
     var droppedBefore: UInt64
     var length: Int
     var continuesTopic: Bool
+    var afterReconnect: Bool
 
     @inline(__always)
-    init(droppedBefore: UInt64, length: Int, continuesTopic: Bool) {
+    init(droppedBefore: UInt64, length: Int, continuesTopic: Bool, afterReconnect: Bool = false) {
         self.droppedBefore = droppedBefore
         self.length = length
         self.continuesTopic = continuesTopic
+        self.afterReconnect = afterReconnect
     }
 
     @inline(__always)
     init(loadingFrom pointer: UnsafeRawPointer) {
         droppedBefore = pointer.loadUnaligned(as: UInt64.self)
         length = Int(pointer.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-        continuesTopic = pointer.load(fromByteOffset: 12, as: UInt8.self) != 0
+        let flags = pointer.load(fromByteOffset: 12, as: UInt8.self)
+        continuesTopic = flags & 0x01 != 0
+        afterReconnect = flags & 0x02 != 0
     }
 
     @inline(__always)
     func store(to pointer: UnsafeMutableRawPointer) {
         pointer.storeBytes(of: droppedBefore, as: UInt64.self)
         pointer.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
-        pointer.storeBytes(of: UInt32(continuesTopic ? 1 : 0), toByteOffset: 12, as: UInt32.self)
+        let flags: UInt32 = (continuesTopic ? 0x01 : 0) | (afterReconnect ? 0x02 : 0)
+        pointer.storeBytes(of: flags, toByteOffset: 12, as: UInt32.self)
     }
 
     /// Adds `count` bytes of frames to the run whose record is at `pointer`.

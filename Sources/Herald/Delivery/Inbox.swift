@@ -17,6 +17,11 @@ struct Inbox {
     var end: UnsafeRawPointer?
     /// Where the current run of frames ends: the next ``DeliveryRun`` record starts there.
     var runEnd: UnsafeRawPointer?
+    /// What the current run's record says for its first message (reset once it is read).
+    var runDroppedBefore: UInt64 = 0
+    var runContinuesTopic = true
+    /// A reconnect marker was read: the next message has ``Message/afterReconnect`` set.
+    var reconnectPending = false
     /// The last topic seen (pointing into a held buffer) and its String, so a run of
     /// messages on one topic decodes it once.
     var topicBytes: UnsafeRawPointer?
@@ -33,33 +38,35 @@ struct Inbox {
         // Not Array(unsafeUninitializedCapacity:): that path allocates through an unspecialized
         // stdlib function that looks the storage type's metadata up on every call.
         return Message(
-            topic: next.topic, payload: [UInt8](next.payload), sender: next.sender, droppedBefore: next.droppedBefore)
+            topic: next.topic, payload: [UInt8](next.payload), sender: next.sender, droppedBefore: next.droppedBefore,
+            afterReconnect: next.afterReconnect)
     }
 
     /// The next buffered message read in place, or nil when every held buffer has been read.
     @inline(__always)
     mutating func nextView() -> MessageView? {
         guard let next = nextInPlace() else { return nil }
-        return MessageView(topic: next.topic, payloadBytes: next.payload, sender: next.sender, droppedBefore: next.droppedBefore)
+        return MessageView(
+            topic: next.topic, payloadBytes: next.payload, sender: next.sender, droppedBefore: next.droppedBefore,
+            afterReconnect: next.afterReconnect)
     }
 
     /// The parts of the next buffered message, the payload in place; nil when every held
     /// buffer has been read. (A tuple rather than a ``MessageView``: the noncopyable view
     /// would be built and consumed on ``next()``'s per-message path for nothing.)
     @inline(__always)
-    mutating func nextInPlace() -> (topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64)? {
+    mutating func nextInPlace() -> (
+        topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool
+    )? {
         guard prepare() else { return nil }
-        var frame = cursor.unsafelyUnwrapped
-        var droppedBefore: UInt64 = 0
-        var sameTopic = true
-        if frame == runEnd {
-            // A run starts: its record says what was lost before it and whether its topic is new.
-            let run = DeliveryRun(loadingFrom: frame)
-            frame += DeliveryRun.size
-            runEnd = frame + run.length
-            droppedBefore = run.droppedBefore
-            sameTopic = run.continuesTopic
-        }
+        let frame = cursor.unsafelyUnwrapped
+        let droppedBefore = runDroppedBefore
+        let afterReconnect = reconnectPending
+        let sameTopic = runContinuesTopic
+        // Only the run's first message carries what its record says.
+        runDroppedBefore = 0
+        reconnectPending = false
+        runContinuesTopic = true
         let header = FrameHeader(loadingFrom: frame)
         cursor = frame + header.frameLength
         let body = frame + FrameHeader.size
@@ -76,13 +83,28 @@ struct Inbox {
         let block = SenderBlock(loadingFrom: body)
         let sender = Message.Sender(
             peerID: block.senderID, pid: block.credentials.pid, uid: block.credentials.uid, gid: block.credentials.gid)
-        return (topic, UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength), sender, droppedBefore)
+        return (topic, UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength), sender, droppedBefore, afterReconnect)
     }
 
-    /// Whether a message is buffered (moving to the next held buffer if needed).
+    /// Whether a message is buffered: positions the cursor on it, reading run records (and
+    /// reconnect markers, which hold no message) on the way and moving to the next held
+    /// buffer when one is used up.
     @inline(__always)
     mutating func prepare() -> Bool {
-        cursor != end || advance()
+        while true {
+            if cursor == end {
+                guard advance() else { return false }
+            }
+            guard cursor == runEnd else { return true }
+            // A run starts: its record says what was lost before it and whether its topic is new.
+            let record = cursor.unsafelyUnwrapped
+            let run = DeliveryRun(loadingFrom: record)
+            cursor = record + DeliveryRun.size
+            runEnd = cursor.unsafelyUnwrapped + run.length
+            runDroppedBefore &+= run.droppedBefore
+            runContinuesTopic = run.continuesTopic
+            if run.afterReconnect { reconnectPending = true }
+        }
     }
 
     /// Moves the cursor to the next held buffer with frames; false if there is none.

@@ -40,7 +40,8 @@ final class IOLoop {
     }
 
     let connection: Connection
-    let socket: Int32
+    /// The socket: the connection's first, then one per reconnect (this thread owns and closes it).
+    var socket: Int32
     var handshake: CheckedContinuation<Result<Welcome, HeraldError>, Never>?
     var maxFrameSize = ProtocolLimits.maxFrameSizeCeiling
     var epollFD: Int32 = -1
@@ -76,6 +77,11 @@ final class IOLoop {
     var blockingSubscriptions: [SubscriptionState] = []
     var closeDeadline: ContinuousClock.Instant?
     var finished = false
+    /// Why the session ended when the bus is to reconnect (set instead of ending the connection).
+    var lostReason: HeraldError?
+    /// The last handshake failed because the broker went away or was busy, not because it
+    /// refused this client: worth another try (see ``retryInterruptedHandshake(_:)``).
+    var handshakeInterrupted = false
 
     init(connection: Connection, handshake: CheckedContinuation<Result<Welcome, HeraldError>, Never>) {
         self.connection = connection
@@ -93,13 +99,19 @@ final class IOLoop {
     /// The thread body.
     func run() {
         _ = herald_set_thread_name("herald-io")
-        let result = performHandshake()
+        let result = retryInterruptedHandshake(performHandshake())
         switch result {
         case .success:
             connection.didOpen()
             handshake?.resume(returning: result)
             handshake = nil
             runLoop()
+            // A lost broker: reconnect and run the new session, as long as it takes.
+            while let reason = lostReason {
+                lostReason = nil
+                guard reconnect(after: reason) else { break }
+                runLoop()
+            }
         case .failure:
             handshake?.resume(returning: result)
             handshake = nil

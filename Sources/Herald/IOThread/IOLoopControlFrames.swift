@@ -58,6 +58,20 @@ extension IOLoop {
         guard !finished else { return }
         finished = true
         deliverStaged()
+        if let reason, closeDeadline == nil, connection.options.reconnect != nil, IOLoop.isReconnectable(reason) {
+            // The bus outlives its broker: `run()` reconnects instead of ending the connection.
+            lostReason = reason
+            return
+        }
         connection.finish(reason: reason, failSubscriptions: failSubscriptions)
+    }
+
+    /// Whether losing the session for `reason` is worth reconnecting: the broker went away
+    /// or the socket failed, as opposed to the broker refusing this client.
+    static func isReconnectable(_ reason: HeraldError) -> Bool {
+        switch reason {
+        case .connectionClosed, .connectionLost: true
+        default: false
+        }
     }
 }

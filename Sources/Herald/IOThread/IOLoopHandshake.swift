@@ -65,23 +65,34 @@ extension IOLoop {
             }
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else { return .failure(.timeout) }
-            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Int32(clamping: milliseconds(remaining) + 1))
+            // The wake eventfd too: close() during a reconnect must not wait for a broker.
+            var descriptors = [
+                pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: connection.wakeFD, events: Int16(POLLIN), revents: 0),
+            ]
+            let ready = poll(&descriptors, 2, Int32(clamping: milliseconds(remaining) + 1))
             if ready < 0 {
                 let error = herald_errno()
                 if error == EINTR { continue }
                 return .failure(.handshakeFailed("poll failed: \(systemErrorDescription(error))"))
             }
-            if ready == 0 { continue }
+            if descriptors[1].revents != 0 {
+                _ = herald_eventfd_drain(connection.wakeFD)
+                if connection.closeRequested.load(ordering: .acquiring) { return .failure(.closed) }
+            }
+            if descriptors[0].revents == 0 { continue }
             if readEnd == readCapacity { makeRoom(for: readEnd - readStart + 1) }
             let n = read(socket, readBuffer + readEnd, readCapacity - readEnd)
             if n > 0 {
                 readEnd += n
             } else if n == 0 {
+                handshakeInterrupted = true
                 return failure("the broker closed the connection before answering HELLO")
             } else {
                 let error = herald_errno()
                 if error == EINTR { continue }
+                // Reset: the broker died (a restart) before it read our HELLO.
+                if error == ECONNRESET || error == EPIPE { handshakeInterrupted = true }
                 return failure("cannot read the broker's answer: \(systemErrorDescription(error))")
             }
         }
@@ -103,9 +114,15 @@ extension IOLoop {
             case .notAuthorized, .unsupportedVersion:
                 return .failure(HeraldError.fromBroker(error))
             case let code:
+                // Out of descriptors or at a limit: the broker may well accept a moment later.
+                handshakeInterrupted = code == .tooManyConnections
                 let name = code?.description ?? "error \(error.code)"
                 return .failure(.handshakeFailed(error.message.isEmpty ? name : "\(name): \(error.message)"))
             }
+        case .goodbye:
+            // The broker is stopping (a restart under a service manager): the next one will answer.
+            handshakeInterrupted = true
+            return .failure(.handshakeFailed("the broker is shutting down"))
         case let other:
             return .failure(.handshakeFailed("the broker answered HELLO with \(other.type) instead of WELCOME"))
         }

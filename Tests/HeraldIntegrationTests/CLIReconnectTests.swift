@@ -1,0 +1,41 @@
+import Foundation
+import Herald
+import Testing
+
+/// `herald sub` and `herald pub` across broker restarts, under a service manager that keeps
+/// the listening socket.
+@Suite("herald CLI: broker restarts", .timeLimit(.minutes(2)))
+struct CLIReconnectTests {
+    @Test func subKeepsPrintingAcrossARestartAndSaysSo() async throws {
+        let manager = try ServiceManager(purpose: "cli-sub")
+        let first = try manager.start()
+        #expect(manager.notify.waitForReady(timeout: 10))
+        let subscriber = try await CLIIntegrationTests.startSubscriber(address: manager.address, ["power/#"])
+        #expect(first.stop(signal: SIGKILL) == 128 + SIGKILL)
+        let second = try manager.start()
+        #expect(subscriber.waitForLine(timeout: 0, where: { _ in false }) == nil)
+        // The note on stderr is the subscriber's readiness signal after the restart.
+        let deadline = Date().addingTimeInterval(15)
+        while !subscriber.standardError.contains("reconnected") && Date() < deadline { usleep(5_000) }
+        #expect(subscriber.standardError.contains("lost the broker"), "\(subscriber.standardError)")
+        #expect(subscriber.standardError.contains("reconnected after"), "\(subscriber.standardError)")
+        let (status, _, errors) = try CLIProcess.run(["pub", "--address", manager.address, "power/battery", "42"])
+        #expect(status == 0, "\(errors)")
+        #expect(subscriber.waitForLine { $0.hasPrefix("power/battery 42") } != nil, "\(subscriber.standardOutput)")
+        subscriber.process.interrupt()
+        #expect(subscriber.waitForExit() == 0)
+        #expect(second.stop() == 0)
+    }
+
+    @Test func pubWaitsForABrokerThatIsStarting() throws {
+        let address = TestEnvironment.uniqueAddress("cli-pub-wait")
+        let publisher = try CLIProcess(["pub", "--address", address, "--wait", "20", "power/battery", "7"])
+        publisher.write("", close: true)
+        // Nothing listens yet; the broker starts a moment later.
+        usleep(300_000)
+        #expect(publisher.process.isRunning, "pub gave up before the broker started: \(publisher.standardError)")
+        let broker = try BrokerProcess(addressFromEnvironment: false, exactAddress: address)
+        #expect(publisher.waitForExit() == 0, "\(publisher.standardError)")
+        #expect(broker.log.contains("peer connected"))
+    }
+}
