@@ -73,6 +73,15 @@ struct ReconnectIntegrationTests {
             Issue.record("no reconnected event")
             return
         }
+        // In order: the loss, then the reconnect, nothing else.
+        let kinds = events.all.map { event -> String in
+            switch event {
+            case .reconnecting: "reconnecting"
+            case .reconnected: "reconnected"
+            default: "other"
+            }
+        }
+        #expect(kinds == ["reconnecting", "reconnected"], "\(events.all)")
         print("reconnect after SIGKILL: attempt \(attempt), downtime \(downtime)")
         await other.close()
         await bus.close()
