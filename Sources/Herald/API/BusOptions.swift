@@ -32,6 +32,9 @@ public struct BusOptions: Sendable {
     /// How the bus reconnects when the broker goes away; nil ends the bus instead (its
     /// subscriptions end with the error, as a broker loss did before reconnection existed).
     public var reconnect: ReconnectPolicy?
+    /// Which broker processes the bus talks to, checked on every connect and reconnect
+    /// before HELLO is sent. Default: one running as this user or as root.
+    public var brokerTrust: BrokerTrust
 
     /// Creates options; every parameter has a default suited to ordinary use.
     public init(
@@ -41,7 +44,8 @@ public struct BusOptions: Sendable {
         publishBufferLimit: Int = 8 << 20,
         subscriptionBufferLimit: Int = 8 << 20,
         connectTimeout: Duration = .seconds(5),
-        reconnect: ReconnectPolicy? = ReconnectPolicy()
+        reconnect: ReconnectPolicy? = ReconnectPolicy(),
+        brokerTrust: BrokerTrust = .ownUserOrRoot
     ) {
         self.clientName = clientName
         self.slowConsumerPolicy = slowConsumerPolicy
@@ -50,6 +54,7 @@ public struct BusOptions: Sendable {
         self.subscriptionBufferLimit = subscriptionBufferLimit
         self.connectTimeout = connectTimeout
         self.reconnect = reconnect
+        self.brokerTrust = brokerTrust
     }
 
     /// The process name from `/proc/self/comm`, or `herald-client` if it cannot be read.

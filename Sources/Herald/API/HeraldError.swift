@@ -10,6 +10,9 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
     case brokerUnreachable(address: String, reason: String)
     /// The broker's admission policy refused this process, which runs as `uid`.
     case notAuthorized(uid: UInt32, message: String)
+    /// The process listening on the address runs as `uid` (process `pid`), which
+    /// ``BusOptions/brokerTrust`` does not accept: nothing was sent to it (see ``BrokerTrust``).
+    case untrustedBroker(uid: UInt32, pid: Int32)
     /// The broker answered the handshake with something other than WELCOME, or nothing usable.
     case handshakeFailed(String)
     /// The broker speaks no protocol version this library speaks.
@@ -57,6 +60,9 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .brokerUnreachable(let address, let reason):
             "cannot reach a Herald broker at \(address): \(reason)"
+        case .untrustedBroker(let uid, let pid):
+            "the process listening there runs as uid \(uid) (pid \(pid)), which is not trusted as a broker "
+                + "(expected this user or root; see BusOptions.brokerTrust); nothing was sent to it"
         case .notAuthorized(let uid, let message):
             message.isEmpty ? "the broker does not allow uid \(uid) to connect" : "the broker refused the connection: \(message)"
         case .handshakeFailed(let message):

@@ -28,6 +28,15 @@ extension IOLoop {
             if error == EAGAIN || error == EINPROGRESS { return .failure(.timeout) }
             return .failure(.brokerUnreachable(address: address.description, reason: connectFailureDescription(error)))
         }
+        // Who listens here, as the kernel says: checked before anything (the client name
+        // included) is sent, so a process squatting on the name learns nothing.
+        var broker = herald_peer_credentials()
+        guard herald_peer_credentials_of(socket, &broker) == 0 else {
+            return .failure(.handshakeFailed("cannot read the broker's credentials: \(systemErrorDescription(herald_errno()))"))
+        }
+        guard options.brokerTrust.accepts(uid: broker.uid) else {
+            return .failure(.untrustedBroker(uid: broker.uid, pid: broker.pid))
+        }
         let hello = Hello(
             slowConsumerPolicy: options.slowConsumerPolicy,
             outputLimit: UInt32(clamping: max(0, options.outputLimit ?? 0)),

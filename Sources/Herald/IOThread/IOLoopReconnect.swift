@@ -56,8 +56,9 @@ extension IOLoop {
                 case .closed:
                     connection.finish(reason: nil, failSubscriptions: false)
                     return false
-                case .notAuthorized, .unsupportedVersion:
-                    // The new broker refuses this client: retrying will not change that.
+                case .notAuthorized, .unsupportedVersion, .untrustedBroker:
+                    // The new broker refuses this client, or is not one to talk to: retrying
+                    // will not change that (and an impostor must not be retried into).
                     connection.finish(reason: error, failSubscriptions: true)
                     return false
                 default:

@@ -12,7 +12,7 @@ enum Failure {
     /// The exit status for `error`.
     static func status(for error: HeraldError) -> Int32 {
         switch error {
-        case .brokerUnreachable, .notAuthorized, .handshakeFailed, .unsupportedVersion, .timeout:
+        case .brokerUnreachable, .notAuthorized, .untrustedBroker, .handshakeFailed, .unsupportedVersion, .timeout:
             ExitStatus.noConnection
         case .connectionClosed, .connectionLost, .slowConsumerDisconnected:
             ExitStatus.connectionLost
