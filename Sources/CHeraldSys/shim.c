@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <spawn.h>
 
 int herald_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -190,6 +191,10 @@ int herald_count_open_fds(void) {
 }
 
 int herald_errno(void) { return errno; }
+
+int herald_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
 
 int herald_set_thread_name(const char *name) {
     char truncated[16];

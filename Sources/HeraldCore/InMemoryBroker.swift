@@ -99,6 +99,14 @@ public final class InMemoryBroker {
         return frames
     }
 
+    /// Lets time pass to `now` (monotonic seconds; the clock never goes back) and runs the
+    /// broker's timers as the server's sweep does: handshake and frame timeouts, and closing
+    /// peers whose linger ended are closed.
+    public func advanceClock(to now: Double) {
+        clock = max(clock, now)
+        for slot in core.expireDeadlines(now: clock) { core.remove(slot, reason: "closing deadline passed") }
+    }
+
     /// Closes the peer as if its socket ended.
     public func disconnect(_ handle: PeerHandle) {
         guard let peer = pointer(handle) else { return }

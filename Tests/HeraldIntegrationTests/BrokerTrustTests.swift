@@ -39,7 +39,7 @@ struct BrokerTrustTests {
 
     @Test(.enabled(if: getuid() == 0, "needs root to run the squatter as another user"))
     func aSquatterIsRefusedAndLearnsNothing() async throws {
-        let squatter = try Squatter()
+        let squatter = try await BlockingWork.run { try Squatter() }
         do {
             _ = try await Bus.connect(to: squatter.address, options: BusOptions(clientName: "secret-client-name"))
             Issue.record("connected to a broker running as nobody")
@@ -51,16 +51,17 @@ struct BrokerTrustTests {
             }
         }
         // The CLI says so and exits 2 (no connection).
-        let (status, _, errors) = try CLIProcess.run(["pub", "--address", squatter.address, "power/battery", "87"])
+        let command = ["pub", "--address", squatter.address, "power/battery", "87"]
+        let (status, _, errors) = try await BlockingWork.run { try CLIProcess.run(command) }
         #expect(status == 2)
         #expect(errors.contains("uid 65534") && errors.contains("not trusted"), "\(errors)")
         // Nothing at all reached the squatter: no HELLO, no client name, no message.
-        #expect(squatter.bytesReceived() == 0)
+        #expect((try await BlockingWork.run { squatter.bytesReceived() }) == 0)
     }
 
     @Test(.enabled(if: getuid() == 0, "needs root to run the squatter as another user"))
     func aBrokerUIDCanBeTrustedExplicitly() async throws {
-        let squatter = try Squatter()
+        let squatter = try await BlockingWork.run { try Squatter() }
         // Trusting uid 65534 gets past the check: then the "broker" never answers HELLO.
         do {
             _ = try await Bus.connect(
@@ -71,10 +72,11 @@ struct BrokerTrustTests {
             #expect(error == .timeout, "\(error)")
         }
         // The CLI's --trust-uid does the same: past the check, then no answer (exit 2, timeout).
-        let (status, _, errors) = try CLIProcess.run(["ping", "--address", squatter.address, "--trust-uid", "65534"])
+        let command = ["ping", "--address", squatter.address, "--trust-uid", "65534"]
+        let (status, _, errors) = try await BlockingWork.run { try CLIProcess.run(command) }
         #expect(status == 2)
         #expect(!errors.contains("not trusted"), "\(errors)")
-        #expect(squatter.bytesReceived() > 0)
+        #expect((try await BlockingWork.run { squatter.bytesReceived() }) > 0)
     }
 
     @Test func theRealBrokerIsTrustedByDefault() async throws {

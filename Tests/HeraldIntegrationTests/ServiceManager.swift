@@ -86,6 +86,9 @@ final class ServiceManager: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, passed, 3)
         posix_spawn_file_actions_adddup2(&actions, logFD, 2)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        // Nothing else of this test process leaks into the broker (pipes of other tests'
+        // processes among them: a leaked write end would keep their readers from seeing EOF).
+        _ = herald_spawn_close_from(&actions, 4)
         var environment = ProcessInfo.processInfo.environment
         environment["HERALD_ADDRESS"] = nil
         environment["LISTEN_FDS"] = "1"

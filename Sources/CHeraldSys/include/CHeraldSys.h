@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <spawn.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +87,10 @@ int herald_set_nonblocking(int fd, int nonblocking);
 
 /// Counts the open file descriptors of this process (entries of /proc/self/fd).
 int herald_count_open_fds(void);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34; needs _GNU_SOURCE, which Swift's
+/// Glibc module does not define): the child closes every descriptor from `lowest` up.
+int herald_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
 int herald_errno(void);
 

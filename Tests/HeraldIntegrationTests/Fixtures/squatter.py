@@ -6,6 +6,7 @@ usage: squatter.py ADDRESS
 Prints "listening" once bound; on standard input's end, prints "received <n> bytes" (what
 all clients sent) and exits.
 """
+import os
 import select
 import socket
 import sys
@@ -17,8 +18,8 @@ server.listen(16)
 print("listening", flush=True)
 clients, received = [], 0
 while True:
-    readable, _, _ = select.select([server, sys.stdin] + clients, [], [])
-    if sys.stdin in readable and not sys.stdin.read(1):
+    readable, _, _ = select.select([server, 0] + clients, [], [])
+    if 0 in readable and not os.read(0, 1):
         break
     for sock in readable:
         if sock is server:
