@@ -1,0 +1,26 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// libFuzzer targets for Herald, in their own package so the main package never builds with
+// fuzzer instrumentation. Build and run them with Tests/Fuzz/run.sh (it passes
+// -sanitize=fuzzer,address to every module).
+let herald = Context.packageDirectory.split(separator: "/").dropLast(2).last.map(String.init) ?? "main"
+
+/// A fuzz target: its `main.swift` hands its entry function to libFuzzer's driver
+/// (`LLVMFuzzerRunDriver`), since SwiftPM links an executable's own `main`.
+func fuzzTarget(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+    .executableTarget(
+        name: name, dependencies: dependencies, path: "Sources/\(name)", swiftSettings: [.swiftLanguageMode(.v6)])
+}
+
+let package = Package(
+    name: "HeraldFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [.package(path: "../..")],
+    targets: [
+        fuzzTarget("FuzzFrameDecoder", [.product(name: "HeraldProtocol", package: herald)]),
+        fuzzTarget("FuzzBrokerSession", [
+            .product(name: "HeraldCore", package: herald), .product(name: "HeraldProtocol", package: herald),
+        ]),
+    ]
+)

@@ -1,0 +1,66 @@
+import HeraldCore
+import HeraldProtocol
+
+/// The broker's session state machine fed arbitrary byte streams from several peers at once,
+/// through ``InMemoryBroker`` (exactly the code the epoll server runs, minus the system calls).
+///
+/// The input is a script: each step's first byte picks a peer (low 2 bits) and an action
+/// (next 3 bits): feed the next bytes (length from the following byte) to that peer, drain
+/// what was queued for it, end the batch, disconnect it (a new peer takes its place), or
+/// let time pass (deadlines). Two of the four peers start with a completed handshake and
+/// subscriptions, so routing, slow consumers and closing all get exercised. Invariants: no
+/// crash, and everything the broker queues is whole, decodable frames.
+func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data, size > 0 else { return 0 }
+    var configuration = BrokerConfiguration()
+    configuration.outputLimit = 4096
+    configuration.maxFrameSize = 4096
+    configuration.partialInputBudget = 16 << 10
+    configuration.maxLingeringConnections = 2
+    let broker = InMemoryBroker(configuration: configuration)
+    var peers = (0..<4).map { _ in broker.connect() }
+    for index in 0..<2 {
+        broker.feed(peers[index], FrameEncoder.encode(.hello(Hello(slowConsumerPolicy: index == 0 ? .drop : .backpressure,
+            outputLimit: 4096, clientName: "fuzz-\(index)"))))
+        broker.feed(peers[index], FrameEncoder.encode(.subscribe(Subscribe(requestID: 1, subscriptionID: 1, filter: "#"))))
+        _ = broker.drainFrames(peers[index])
+    }
+    let input = UnsafeBufferPointer(start: data, count: size)
+    var position = 0
+    var now = 0.0
+    while position < input.count {
+        let step = input[position]
+        position += 1
+        let peer = Int(step & 0x03)
+        switch (step >> 2) & 0x07 {
+        case 0, 1, 2, 3:
+            // Feed up to 255 bytes (more often than anything else).
+            guard position < input.count else { break }
+            let length = min(Int(input[position]), input.count - position - 1)
+            position += 1
+            broker.feed(peers[peer], UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: input[position..<position + length])))
+            position += length
+        case 4:
+            checkWholeFrames(broker.drainFrames(peers[peer]), broker, peers[peer])
+        case 5:
+            broker.endBatch()
+        case 6:
+            broker.disconnect(peers[peer])
+            broker.endBatch()
+            peers[peer] = broker.connect()
+        default:
+            now += Double(step >> 5) * 4
+            broker.advanceClock(to: now)
+        }
+    }
+    for peer in peers { checkWholeFrames(broker.drainFrames(peer), broker, peer) }
+    broker.endBatch()
+    return 0
+}
+
+/// After a drain nothing may be left in the queue: everything queued was whole frames.
+private func checkWholeFrames(_ frames: [Frame], _ broker: InMemoryBroker, _ peer: InMemoryBroker.PeerHandle) {
+    if broker.queuedBytes(peer) != 0 {
+        fatalError("bytes that are not a whole frame were queued for a peer after \(frames.count) frames")
+    }
+}
