@@ -64,6 +64,9 @@ extension BrokerCore {
         let uid = credentials.uid
         if !isAdmitted(uid) { return .notAuthorized(uid: uid) }
         if peers.count >= configuration.maxConnections { return .connectionLimit(configuration.maxConnections) }
+        if usage(of: uid).connections >= configuration.maxConnectionsPerUID {
+            return .connectionLimitForUID(uid: uid, limit: configuration.maxConnectionsPerUID)
+        }
         if handshakingCount >= configuration.maxHandshakingConnections {
             return .handshakeLimit(configuration.maxHandshakingConnections)
         }
@@ -80,6 +83,8 @@ extension BrokerCore {
 
     func enterHandshake(_ peer: PeerPointer) {
         peer.pointee.countedInHandshake = true
+        peer.pointee.chargedToUser = true
+        charge(peer.pointee.credentials.uid) { $0.connections += 1 }
         handshakingCount += 1
         handshakingByUID[peer.pointee.credentials.uid, default: 0] += 1
     }

@@ -13,12 +13,14 @@ enum AdmissionRefusal: Equatable {
     case handshakeLimit(Int)
     /// This uid has as many connections in the handshake as one uid may have.
     case handshakeLimitForUID(uid: UInt32, limit: Int)
+    /// This uid has as many connections open as one uid may have.
+    case connectionLimitForUID(uid: UInt32, limit: Int)
 
     /// The fatal ERROR code the refused peer gets.
     var code: ErrorCode {
         switch self {
         case .notAuthorized: .notAuthorized
-        case .connectionLimit, .handshakeLimit, .handshakeLimitForUID: .tooManyConnections
+        case .connectionLimit, .handshakeLimit, .handshakeLimitForUID, .connectionLimitForUID: .tooManyConnections
         }
     }
 
@@ -31,6 +33,8 @@ enum AdmissionRefusal: Equatable {
             "the broker already has its maximum of \(limit) connections that have not completed the handshake"
         case .handshakeLimitForUID(let uid, let limit):
             "uid \(uid) already has its maximum of \(limit) connections that have not completed the handshake"
+        case .connectionLimitForUID(let uid, let limit):
+            "uid \(uid) already has its maximum of \(limit) connections open"
         }
     }
 }

@@ -15,6 +15,12 @@ public struct BrokerConfiguration: Sendable {
     /// The connection limit when nothing else is said: high enough never to be the limit
     /// that matters on a desktop or server; the descriptor budget usually is.
     public static let defaultMaxConnections = 65_536
+    /// Most connections one user id may have open at once, over all its processes: room
+    /// for any desktop session, while one user's leak cannot take every connection.
+    public var maxConnectionsPerUID = 4096
+    /// Most subscriptions one user id may hold over all its connections (each connection is
+    /// also held to ``maxSubscriptionsPerPeer``).
+    public var maxSubscriptionsPerUID = 100_000
     /// Most connections that may be in the handshake (connected, no WELCOME yet) at once.
     /// A connection that has not said HELLO costs a descriptor and a peer slot but has
     /// proven nothing, so a flood of them is refused before it can crowd out real clients.

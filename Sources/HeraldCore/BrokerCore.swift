@@ -47,6 +47,8 @@ public final class BrokerCore {
     /// Connections admitted but not yet welcomed, in total and by uid (handshake limits).
     var handshakingCount = 0
     var handshakingByUID: [UInt32: Int] = [:]
+    /// Connections and subscriptions per uid, for the per-uid quotas (`UserAccounting`).
+    var usageByUID: [UInt32: UserUsage] = [:]
     /// Bytes held in every peer's `input` (partial frames, paused batches): the partial-input budget.
     var inputBytesHeld = 0
     /// Closing peers that linger to write why they are closed.

@@ -31,6 +31,9 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var repliesNotRead: UInt64 = 0
     /// Closing connections closed without lingering because too many were lingering.
     public var lingerRefusals: UInt64 = 0
+    /// Requests refused because their uid is at a per-uid quota (subscriptions); refused
+    /// connections are counted in ``connectionsRefused``.
+    public var quotaRefusals: UInt64 = 0
 
     /// Creates zeroed counters.
     public init() {}

@@ -73,6 +73,8 @@ extension BrokerCore {
     /// and takes it out of the handshake count.
     func dropState(of peer: PeerPointer) {
         for (id, filter) in peer.pointee.subscriptions { index.remove(filter, peer: peer, subscriptionID: id) }
+        let held = peer.pointee.subscriptions.count
+        if held > 0 { charge(peer.pointee.credentials.uid) { $0.subscriptions -= held } }
         peer.pointee.subscriptions.removeAll()
         releasePausedPublishers(of: peer)
         releaseInput(peer)
@@ -102,6 +104,10 @@ extension BrokerCore {
         guard peer.pointee.state != .closed else { return }
         let wasClosing = peer.pointee.state == .closing
         if !wasClosing { dropState(of: peer) }
+        if peer.pointee.chargedToUser {
+            peer.pointee.chargedToUser = false
+            charge(peer.pointee.credentials.uid) { $0.connections -= 1 }
+        }
         if peer.pointee.countedAsLingering {
             peer.pointee.countedAsLingering = false
             lingeringCount -= 1

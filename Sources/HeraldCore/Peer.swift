@@ -44,6 +44,8 @@ struct Peer: ~Copyable {
     var wasWelcomed = false
     /// Whether this peer counts against the handshake limits (admitted, no WELCOME yet).
     var countedInHandshake = false
+    /// Whether this peer counts against its uid's connection quota (it was admitted).
+    var chargedToUser = false
 
     /// Bytes queued for this peer, written by the server.
     var output = ByteQueue()

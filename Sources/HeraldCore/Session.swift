@@ -49,6 +49,7 @@ extension BrokerCore {
                 return
             }
             index.remove(filter, peer: peer, subscriptionID: request.subscriptionID)
+            charge(peer.pointee.credentials.uid) { $0.subscriptions -= 1 }
             enqueue(.ok(requestID: request.requestID), to: peer)
         case .welcome, .error, .ok, .message, .dropped, .subscribe, .publish:
             // checkHeader refused the broker's types; SUBSCRIBE and PUBLISH go elsewhere.
@@ -142,6 +143,14 @@ extension BrokerCore {
                 "this connection already has the maximum of \(configuration.maxSubscriptionsPerPeer) subscriptions")
             return
         }
+        let uid = peer.pointee.credentials.uid
+        guard usage(of: uid).subscriptions < configuration.maxSubscriptionsPerUID else {
+            statistics.quotaRefusals &+= 1
+            requestError(peer, .tooManySubscriptions, requestID: requestID,
+                "uid \(uid) already holds the maximum of \(configuration.maxSubscriptionsPerUID) subscriptions over all its connections")
+            return
+        }
+        charge(uid) { $0.subscriptions += 1 }
         peer.pointee.subscriptions[subscriptionID] = filter
         index.insert(filter, peer: peer, subscriptionID: subscriptionID)
         enqueue(.ok(requestID: requestID), to: peer)

@@ -49,6 +49,12 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Most simultaneous connections (default: what the file-descriptor limit allows, at most 65536).", valueName: "count"))
     var maxConnections: Int?
 
+    @Option(name: .customLong("max-connections-per-uid"), help: ArgumentHelp("Most connections one user id may have open.", valueName: "count"))
+    var maxConnectionsPerUID = BrokerConfiguration().maxConnectionsPerUID
+
+    @Option(name: .customLong("max-subscriptions-per-uid"), help: ArgumentHelp("Most subscriptions one user id may hold over all its connections.", valueName: "count"))
+    var maxSubscriptionsPerUID = BrokerConfiguration().maxSubscriptionsPerUID
+
     @Option(name: .customLong("max-handshaking"), help: ArgumentHelp("Most connections that may be in the handshake (no WELCOME yet) at once.", valueName: "count"))
     var maxHandshaking = BrokerConfiguration().maxHandshakingConnections
 
@@ -77,7 +83,9 @@ struct HeralddCommand: ParsableCommand {
         guard (1...ProtocolLimits.maxTopicLengthCeiling).contains(maxTopicLength) else {
             throw ValidationError("--max-topic-length must be between 1 and \(ProtocolLimits.maxTopicLengthCeiling)")
         }
-        guard maxSubscriptions > 0, maxConnections ?? 1 > 0, maxHandshaking > 0, maxHandshakingPerUID > 0 else {
+        guard maxSubscriptions > 0, maxConnections ?? 1 > 0, maxHandshaking > 0, maxHandshakingPerUID > 0,
+            maxConnectionsPerUID > 0, maxSubscriptionsPerUID > 0
+        else {
             throw ValidationError("--max-subscriptions, --max-connections, --max-handshaking and --max-handshaking-per-uid must be positive")
         }
         guard frameTimeout > 0, frameTimeout.isFinite else { throw ValidationError("--frame-timeout must be a positive number of seconds") }
@@ -105,6 +113,8 @@ struct HeralddCommand: ParsableCommand {
         configuration.maxTopicLength = maxTopicLength
         configuration.maxSubscriptionsPerPeer = maxSubscriptions
         configuration.maxConnections = connectionLimit(logger: logger)
+        configuration.maxConnectionsPerUID = maxConnectionsPerUID
+        configuration.maxSubscriptionsPerUID = maxSubscriptionsPerUID
         configuration.maxHandshakingConnections = maxHandshaking
         configuration.maxHandshakingConnectionsPerUID = maxHandshakingPerUID
         configuration.frameTimeout = frameTimeout

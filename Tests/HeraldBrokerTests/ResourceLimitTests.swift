@@ -108,3 +108,48 @@ struct ResourceLimitTests {
         #expect(harness.core.lingeringCount == 0)
     }
 }
+
+/// Per-uid quotas: summed over every connection of a uid, and only the connection that goes
+/// over one is refused.
+@Suite("Per-uid quotas")
+struct UserQuotaTests {
+    @Test func connectionsPerUIDAreCappedForThatUIDOnly() {
+        let harness = CoreHarness { $0.maxConnectionsPerUID = 3 }
+        let first = (0..<3).map { _ in harness.connect(uid: 1000) }
+        let fourth = harness.connect(uid: 1000, hello: false)
+        let refusal = CoreHarness.firstError(harness.drain(fourth))
+        #expect(refusal?.knownCode == .tooManyConnections && refusal?.message.contains("uid 1000") == true)
+        #expect(first.allSatisfy { $0.state == .active }, "the uid's other connections are untouched")
+        #expect(harness.connect(uid: 0).state == .active, "another uid is not affected")
+        // A connection that closes frees its place.
+        harness.core.remove(first[0], reason: "gone")
+        #expect(harness.connect(uid: 1000).state == .active)
+    }
+
+    @Test func subscriptionsPerUIDCountEveryConnection() {
+        let harness = CoreHarness { $0.maxSubscriptionsPerUID = 3 }
+        let a = harness.connect(uid: 1000)
+        let b = harness.connect(uid: 1000)
+        harness.subscribe(a, "x/1", id: 1)
+        harness.subscribe(a, "x/2", id: 2)
+        harness.subscribe(b, "x/3", id: 1)
+        harness.send(b, .subscribe(Subscribe(requestID: 9, subscriptionID: 2, filter: "x/4")))
+        let refusal = CoreHarness.firstError(harness.drain(b))
+        #expect(refusal?.knownCode == .tooManySubscriptions && refusal?.isFatal == false && refusal?.requestID == 9)
+        #expect(refusal?.message.contains("uid 1000") == true)
+        #expect(a.state == .active && b.state == .active)
+        #expect(harness.core.statistics.quotaRefusals == 1)
+        // Another uid subscribes freely.
+        harness.subscribe(harness.connect(uid: 0), "x/5", id: 1)
+        // Unsubscribing and disconnecting give the places back.
+        harness.send(a, .unsubscribe(Unsubscribe(requestID: 10, subscriptionID: 1)))
+        #expect(harness.drain(a) == [.ok(requestID: 10)])
+        harness.subscribe(b, "x/4", id: 2)
+        harness.core.remove(b, reason: "gone")
+        harness.subscribe(a, "x/6", id: 3)
+        harness.subscribe(a, "x/7", id: 4)
+        #expect(harness.core.usage(of: 1000).subscriptions == 3)
+        harness.core.remove(a, reason: "gone")
+        #expect(harness.core.usage(of: 1000).subscriptions == 0 && harness.core.usage(of: 1000).connections == 0)
+    }
+}
