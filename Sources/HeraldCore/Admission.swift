@@ -59,6 +59,12 @@ extension BrokerCore {
         }
     }
 
+    /// The server refused `count` connections at the descriptor limit without registering them.
+    public func recordConnectionsShed(_ count: Int) {
+        statistics.connectionsShedAtDescriptorLimit &+= UInt64(count)
+        statistics.connectionsRefused &+= UInt64(count)
+    }
+
     /// Why a new connection with `credentials` would be refused now, or nil to admit it.
     func admissionRefusal(of credentials: PeerCredentials) -> AdmissionRefusal? {
         let uid = credentials.uid

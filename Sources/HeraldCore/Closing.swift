@@ -14,7 +14,7 @@ extension BrokerCore {
 
     /// Sends a fatal ERROR and closes the peer once it has been written.
     func fail(_ peer: PeerPointer, _ code: ErrorCode, _ message: String, linger: Double? = nil) {
-        guard peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
+        guard peer.pointee.isOpen else { return }
         switch code {
         case .notAuthorized, .tooManyConnections, .slowConsumer:
             break  // Counted and logged where they are decided.
@@ -40,18 +40,11 @@ extension BrokerCore {
         fail(peer, code, message)
     }
 
-    /// The server refused `count` connections at the descriptor limit without registering them.
-    public func recordConnectionsShed(_ count: Int) {
-        statistics.connectionsShedAtDescriptorLimit &+= UInt64(count)
-        statistics.connectionsRefused &+= UInt64(count)
-    }
-
-
     /// Stops routing to and reading from `peer`; the server closes it once its output is
     /// written or its linger deadline passes. Past ``BrokerConfiguration/maxLingeringConnections``
     /// lingering peers, the peer gets one write attempt and no linger.
     func startClosing(_ peer: PeerPointer, reason: String, linger: Double? = nil) {
-        guard peer.pointee.state == .handshaking || peer.pointee.state == .active else { return }
+        guard peer.pointee.isOpen else { return }
         dropState(of: peer)
         peer.pointee.state = .closing
         peer.pointee.closeReason = reason

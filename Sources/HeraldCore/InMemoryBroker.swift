@@ -42,7 +42,7 @@ public final class InMemoryBroker {
     /// Whether the peer is still connected (not closed by the broker or by ``disconnect(_:)``).
     public func isOpen(_ handle: PeerHandle) -> Bool {
         guard let peer = pointer(handle) else { return false }
-        return peer.pointee.state == .active || peer.pointee.state == .handshaking
+        return peer.pointee.isOpen
     }
 
     /// Feeds bytes as if read from the peer's socket, then resumes any publisher a drain released.

@@ -12,26 +12,21 @@ extension BrokerCore {
     /// it; the rest of `bytes` is still processed in place (no second copy of the batch).
     func receive(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer, now: Double) {
         clock = now
-        guard bytes.count > 0, isOpenForInput(peer) else { return }
+        guard bytes.count > 0, peer.pointee.isOpen else { return }
         var used = 0
         if !peer.pointee.input.isEmpty {
             used = completeKeptFrame(peer, bytes)
-            guard used < bytes.count, peer.pointee.input.isEmpty, isOpenForInput(peer), peer.pointee.blockedOnCount == 0
+            guard used < bytes.count, peer.pointee.input.isEmpty, peer.pointee.isOpen, peer.pointee.blockedOnCount == 0
             else {
-                if used < bytes.count && isOpenForInput(peer) { keepInput(peer, UnsafeRawBufferPointer(rebasing: bytes[used...])) }
+                if used < bytes.count && peer.pointee.isOpen { keepInput(peer, UnsafeRawBufferPointer(rebasing: bytes[used...])) }
                 return
             }
         }
         let rest = UnsafeRawBufferPointer(rebasing: bytes[used...])
         let processed = process(peer, rest.baseAddress!, rest.count)
-        if processed < rest.count, isOpenForInput(peer) {
+        if processed < rest.count, peer.pointee.isOpen {
             keepInput(peer, UnsafeRawBufferPointer(rebasing: rest[processed...]))
         }
-    }
-
-    @inline(__always)
-    func isOpenForInput(_ peer: PeerPointer) -> Bool {
-        peer.pointee.state == .handshaking || peer.pointee.state == .active
     }
 
     /// Keeps unprocessed bytes in `peer`'s input, within the partial-input budget. The
@@ -84,7 +79,7 @@ extension BrokerCore {
             let take = min(missing, bytes.count - used)
             keepInput(peer, UnsafeRawBufferPointer(rebasing: bytes[used..<used + take]))
             used += take
-            if take < missing || !isOpenForInput(peer) { return used }
+            if take < missing || !peer.pointee.isOpen { return used }
         }
         processBufferedInput(peer, now: clock)
         return used
@@ -126,7 +121,7 @@ extension BrokerCore {
             guard count - offset >= length else { break }
             handleControlFrame(peer, header, UnsafeRawBufferPointer(start: frame + FrameHeader.size, count: Int(header.bodyLength)))
             offset += length
-            if peer.pointee.state != .active && peer.pointee.state != .handshaking { return offset }
+            if !peer.pointee.isOpen { return offset }
             if peer.pointee.blockedOnCount > 0 { break }
         }
         return offset

@@ -98,4 +98,7 @@ struct Peer: ~Copyable {
 
     /// Whether the server should stop reading this peer's socket.
     var isReadPaused: Bool { blockedOnCount > 0 }
+
+    /// Whether the session is open (in the handshake or active): not yet closing or closed.
+    var isOpen: Bool { state == .handshaking || state == .active }
 }

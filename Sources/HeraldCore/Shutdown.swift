@@ -8,7 +8,7 @@ extension BrokerCore {
     public func beginShutdown(now: Double) {
         clock = now
         shuttingDown = true
-        for peer in peers.snapshot() where peer.pointee.state == .active || peer.pointee.state == .handshaking {
+        for peer in peers.snapshot() where peer.pointee.isOpen {
             enqueue(.goodbye(Goodbye(reason: ErrorCode.brokerShuttingDown.rawValue, message: "broker shutting down")),
                 to: peer, control: false)
             startClosing(peer, reason: "broker shutting down", linger: configuration.shutdownGrace)

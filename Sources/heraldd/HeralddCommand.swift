@@ -1,5 +1,4 @@
 import ArgumentParser
-import CSystemd
 import HeraldCore
 import HeraldServer
 import HeraldProtocol

@@ -6,11 +6,11 @@ import PackageDescription
 // -sanitize=fuzzer,address to every module).
 let herald = Context.packageDirectory.split(separator: "/").dropLast(2).last.map(String.init) ?? "main"
 
-/// A fuzz target: its `main.swift` hands its entry function to libFuzzer's driver
-/// (`LLVMFuzzerRunDriver`), since SwiftPM links an executable's own `main`.
+/// A fuzz target: its `main.swift` hands its test function to `FuzzDriver.runFuzzer`.
 func fuzzTarget(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
     .executableTarget(
-        name: name, dependencies: dependencies, path: "Sources/\(name)", swiftSettings: [.swiftLanguageMode(.v6)])
+        name: name, dependencies: dependencies + ["FuzzDriver"], path: "Sources/\(name)",
+        swiftSettings: [.swiftLanguageMode(.v6)])
 }
 
 let package = Package(
@@ -18,6 +18,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [.package(path: "../..")],
     targets: [
+        // libFuzzer's driver, called from each target's main (SwiftPM links an executable's own main).
+        .target(name: "FuzzDriver", path: "Sources/FuzzDriver", swiftSettings: [.swiftLanguageMode(.v6)]),
         fuzzTarget("FuzzFrameDecoder", [.product(name: "HeraldProtocol", package: herald)]),
         fuzzTarget("FuzzBrokerSession", [
             .product(name: "HeraldCore", package: herald), .product(name: "HeraldProtocol", package: herald),
