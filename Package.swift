@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         // Latency percentiles for `herald bench`.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // heraldd's configuration file (TOML). Chosen over apple/swift-configuration, whose
+        // providers read JSON/YAML/environment into flat keys and cannot name a rule's line.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // The only place that includes Linux headers Swift's Glibc module does not expose.
@@ -48,12 +51,19 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        // heraldd's configuration file: TOML in, a BrokerConfiguration and Policy out, every
+        // name resolved and every problem reported with its line.
+        .target(
+            name: "HeraldConfigurationFile",
+            dependencies: ["HeraldCore", "HeraldProtocol", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strictness
+        ),
         // Client library.
         .target(name: "Herald", dependencies: ["HeraldProtocol", "CHeraldSys"], swiftSettings: strictness),
         .executableTarget(
             name: "heraldd",
             dependencies: [
-                "HeraldCore", "HeraldServer", "CSystemd",
+                "HeraldCore", "HeraldServer", "HeraldConfigurationFile", "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -88,7 +98,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldBrokerTests",
-            dependencies: ["HeraldCore", "HeraldServer", "HeraldProtocol", "HeraldTestSupport", "CHeraldSys", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "HeraldCore", "HeraldServer", "HeraldProtocol", "HeraldConfigurationFile", "HeraldTestSupport", "CHeraldSys",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictness
         ),
         .testTarget(

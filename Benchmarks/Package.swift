@@ -43,9 +43,15 @@ let package = Package(
         benchmarkTarget("CodecBenchmarks", dependencies: [.product(name: "HeraldProtocol", package: herald)]),
         benchmarkTarget(
             "MatchingBenchmarks",
-            dependencies: ["HeraldBenchSupport", .product(name: "HeraldProtocol", package: herald)]),
+            dependencies: [
+                "HeraldBenchSupport", .product(name: "HeraldCore", package: herald),
+                .product(name: "HeraldProtocol", package: herald),
+            ]),
         benchmarkTarget(
             "FanOutBenchmarks",
-            dependencies: ["HeraldBenchSupport", .product(name: "HeraldProtocol", package: herald)]),
+            dependencies: [
+                "HeraldBenchSupport", .product(name: "HeraldCore", package: herald),
+                .product(name: "HeraldProtocol", package: herald),
+            ]),
     ]
 )

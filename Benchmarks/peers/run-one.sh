@@ -12,7 +12,9 @@
 #          dbus-broker | zmq | zmq-nodrop | herald | herald-backpressure
 #
 # herald variants run the release heraldd of this repository (two levels
-# up from this directory; override with HERALDD=/path/to/heraldd).  If the
+# up from this directory; override with HERALDD=/path/to/heraldd), with
+# HERALDD_ARGS (word-split) added to its command line, e.g.
+# HERALDD_ARGS="--config $PWD/hundred-rules.toml" to measure a 100-rule policy.  If the
 # binary is missing it is built first (`swift build -c release --product
 # heraldd` at the repo root); ../compare.sh always runs that build once
 # before its loop, outside the lock.
@@ -157,7 +159,8 @@ EOF
         fi
         local name="herald-peers-$$-$RANDOM" flag=()
         [ "$VARIANT" = herald-backpressure ] && flag=(--slow-consumer backpressure)
-        "$HERALDD" --address "@$name" "${flag[@]}" >>"$LOG" 2>&1 &
+        # shellcheck disable=SC2086
+        "$HERALDD" --address "@$name" "${flag[@]}" ${HERALDD_ARGS:-} >>"$LOG" 2>&1 &
         BPID=$!; PIDS+=($BPID)
         "$HERE/waitsock" "unix:@$name" 10000 || die "heraldd did not start (see $LOG)"
         ADDR="unix:@$name"; CLIENT=bench-herald

@@ -135,6 +135,20 @@ int herald_peer_credentials_of(int fd, herald_peer_credentials *out) {
     return 0;
 }
 
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+
+int herald_peer_groups_of(int fd, uint32_t *groups, int capacity) {
+    socklen_t len = (socklen_t)(capacity * (int)sizeof(uint32_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+        // ERANGE: the list is longer than `capacity`; the kernel reports the length needed.
+        if (errno == ERANGE) return (int)(len / sizeof(uint32_t));
+        return -1;
+    }
+    return (int)(len / sizeof(uint32_t));
+}
+
 int herald_signalfd_for_shutdown(void) {
     sigset_t mask;
     sigemptyset(&mask);

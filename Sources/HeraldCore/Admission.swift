@@ -9,12 +9,14 @@ extension BrokerCore {
     /// handshake limits) is returned already closing, with its fatal ERROR queued and
     /// ``Peer/closeImmediately`` set. (The epoll server asks ``refusalFrame(for:now:)``
     /// first and never registers a refused connection at all.)
-    func connectPeer(credentials: PeerCredentials, now: Double) -> PeerPointer {
+    func connectPeer(credentials: PeerCredentials, groups: [UInt32], now: Double) -> PeerPointer {
         clock = now
-        let refusal = admissionRefusal(of: credentials)
+        let identity = PeerIdentity(uid: credentials.uid, gid: credentials.gid, groups: groups)
+        let refusal = admissionRefusal(of: identity)
+        let access = access(for: identity)
         let peer = peers.insert { slot, id in
-            Peer(slot: slot, id: id, credentials: credentials, outputLimit: configuration.outputLimit,
-                handshakeDeadline: now + configuration.handshakeTimeout)
+            Peer(slot: slot, id: id, credentials: credentials, identity: identity, access: access,
+                outputLimit: configuration.outputLimit, handshakeDeadline: now + configuration.handshakeTimeout)
         }
         let id = peer.pointee.id
         statistics.connectionsAccepted += 1
@@ -36,10 +38,12 @@ extension BrokerCore {
     /// connection is counted and logged (at most once a second) here and gets no peer at
     /// all: the server writes the returned fatal ERROR frame once and closes the socket, so
     /// a flood of refused connections costs one accept, one write and one close each.
-    /// Returns nil to admit (then call ``connect(credentials:now:)``).
-    public func refusalFrame(for credentials: PeerCredentials, now: Double) -> [UInt8]? {
+    /// Returns nil to admit (then call ``connect(credentials:groups:now:)``). `groups` are the
+    /// peer's supplementary groups (SO_PEERGROUPS), for group rules.
+    public func refusalFrame(for credentials: PeerCredentials, groups: [UInt32] = [], now: Double) -> [UInt8]? {
         clock = now
-        guard let refusal = admissionRefusal(of: credentials) else { return nil }
+        let identity = PeerIdentity(uid: credentials.uid, gid: credentials.gid, groups: groups)
+        guard let refusal = admissionRefusal(of: identity) else { return nil }
         statistics.connectionsAccepted += 1
         recordRefusal(refusal, credentials: credentials)
         if let cached = lastRefusal, cached.refusal == refusal { return cached.frame }
@@ -65,10 +69,10 @@ extension BrokerCore {
         statistics.connectionsRefused &+= UInt64(count)
     }
 
-    /// Why a new connection with `credentials` would be refused now, or nil to admit it.
-    func admissionRefusal(of credentials: PeerCredentials) -> AdmissionRefusal? {
-        let uid = credentials.uid
-        if !isAdmitted(uid) { return .notAuthorized(uid: uid) }
+    /// Why a new connection with `identity` would be refused now, or nil to admit it.
+    func admissionRefusal(of identity: PeerIdentity) -> AdmissionRefusal? {
+        let uid = identity.uid
+        if !isAdmitted(identity) { return .notAuthorized(uid: uid) }
         if peers.count >= configuration.maxConnections { return .connectionLimit(configuration.maxConnections) }
         if usage(of: uid).connections >= configuration.maxConnectionsPerUID {
             return .connectionLimitForUID(uid: uid, limit: configuration.maxConnectionsPerUID)
@@ -82,9 +86,12 @@ extension BrokerCore {
         return nil
     }
 
-    /// Default admission policy: the broker's own uid, root, and any configured extras.
-    func isAdmitted(_ uid: UInt32) -> Bool {
-        uid == brokerUID || uid == 0 || configuration.extraAllowedUIDs.contains(uid)
+    /// Admission: the broker's own uid, root, `--allow-uid`, and the users and groups the
+    /// policy admits.
+    func isAdmitted(_ identity: PeerIdentity) -> Bool {
+        let uid = identity.uid
+        return uid == brokerUID || uid == 0 || configuration.extraAllowedUIDs.contains(uid)
+            || configuration.policy.admits(identity)
     }
 
     func enterHandshake(_ peer: PeerPointer) {

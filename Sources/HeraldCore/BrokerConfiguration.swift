@@ -54,6 +54,9 @@ public struct BrokerConfiguration: Sendable {
     public var controlReplyAllowance = 64 << 10
     /// User ids admitted besides the broker's own and root. Empty by default.
     public var extraAllowedUIDs: Set<UInt32> = []
+    /// Who else may connect, and who may publish and subscribe to what (``Policy/open``
+    /// unless heraldd is given a policy file).
+    public var policy = Policy.open
     /// Seconds a connection may take to send HELLO.
     public var handshakeTimeout: Double = 10
     /// Seconds a closing peer gets to read what is queued for it before the socket is closed.

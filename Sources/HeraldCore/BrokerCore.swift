@@ -6,7 +6,7 @@ import Logging
 /// and benchmarks without sockets (``InMemoryBroker``), and time comes in as an argument.
 ///
 /// The epoll server drives it through a narrow interface, by ``PeerSlot``: a connection is
-/// admitted (``refusalFrame(for:now:)``, ``connect(credentials:now:)``), its bytes go in
+/// admitted (``refusalFrame(for:now:)``, ``connect(credentials:groups:now:)``), its bytes go in
 /// (``receive(_:_:now:)``), ``takeWork(into:)`` says which peers have something to write or
 /// may be read again, ``pendingOutput(of:)`` and ``consumeOutput(of:_:)`` are what to write,
 /// ``finishWriting(_:)`` and ``ended(_:reason:now:)`` say when to close, and
@@ -22,7 +22,8 @@ import Logging
 ///
 /// Single-threaded by design: the server owns it and calls it from one thread.
 public final class BrokerCore {
-    let configuration: BrokerConfiguration
+    /// Replaced as a whole when heraldd reloads its configuration (``reload(_:)``).
+    var configuration: BrokerConfiguration
     let logger: Logger
     let brokerPID: UInt32
     let brokerUID: UInt32
@@ -57,6 +58,10 @@ public final class BrokerCore {
     var shuttingDown = false
     /// Refused connections are logged at most once a second (a flood must not flood the log).
     var refusalLog = LogRateLimiter(interval: 1)
+    /// The policy as it applies to each identity seen, computed once each (`PolicyEnforcement`).
+    var accessByIdentity: [PeerIdentity: PeerAccess] = [:]
+    /// Policy denials are logged at most once a second.
+    var denialLog = LogRateLimiter(interval: 1)
     /// The last refusal and its encoded ERROR, reused while a flood gets the same answer.
     var lastRefusal: (refusal: AdmissionRefusal, frame: [UInt8])?
 
@@ -86,8 +91,8 @@ public final class BrokerCore {
     /// Registers an admitted connection and returns its slot. (A refused one is closing
     /// already, with its ERROR queued; the server avoids that by asking
     /// ``refusalFrame(for:now:)`` first.)
-    public func connect(credentials: PeerCredentials, now: Double) -> PeerSlot {
-        connectPeer(credentials: credentials, now: now).pointee.slot
+    public func connect(credentials: PeerCredentials, groups: [UInt32] = [], now: Double) -> PeerSlot {
+        connectPeer(credentials: credentials, groups: groups, now: now).pointee.slot
     }
 
     /// Bytes read from the peer in `slot` at `now`.

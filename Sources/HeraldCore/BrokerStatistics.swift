@@ -34,6 +34,12 @@ public struct BrokerStatistics: Sendable, Equatable {
     /// Requests refused because their uid is at a per-uid quota (subscriptions); refused
     /// connections are counted in ``connectionsRefused``.
     public var quotaRefusals: UInt64 = 0
+    /// PUBLISH and SUBSCRIBE requests refused by the policy (`forbidden`).
+    public var policyDenials: UInt64 = 0
+    /// Subscriptions removed because a reloaded policy denies them.
+    public var subscriptionsRevoked: UInt64 = 0
+    /// Connections closed because a reloaded policy no longer admits their user.
+    public var connectionsClosedByPolicy: UInt64 = 0
 
     /// Creates zeroed counters.
     public init() {}

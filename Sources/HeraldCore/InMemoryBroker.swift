@@ -26,9 +26,9 @@ public final class InMemoryBroker {
     }
 
     /// Connects a peer with the given credentials (no handshake yet).
-    public func connect(pid: UInt32 = 100, uid: UInt32 = 1000, gid: UInt32 = 1000) -> PeerHandle {
+    public func connect(pid: UInt32 = 100, uid: UInt32 = 1000, gid: UInt32 = 1000, groups: [UInt32] = []) -> PeerHandle {
         clock += 0.001
-        let peer = core.connectPeer(credentials: PeerCredentials(pid: pid, uid: uid, gid: gid), now: clock)
+        let peer = core.connectPeer(credentials: PeerCredentials(pid: pid, uid: uid, gid: gid), groups: groups, now: clock)
         return PeerHandle(slot: peer.pointee.slot, id: peer.pointee.id)
     }
 

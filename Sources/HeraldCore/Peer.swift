@@ -26,6 +26,11 @@ struct Peer: ~Copyable {
     let slot: PeerSlot
     let id: UInt64
     let credentials: PeerCredentials
+    /// Credentials plus supplementary groups: what the policy is checked against.
+    let identity: PeerIdentity
+    /// The policy as it applies to this peer (shared by peers with the same identity;
+    /// replaced when the policy is reloaded).
+    var access: PeerAccess
     var state = State.handshaking
     var name = ""
     var policy = SlowConsumerPolicy.drop
@@ -88,10 +93,15 @@ struct Peer: ~Copyable {
     var messagesPublished: UInt64 = 0
     var messagesReceived: UInt64 = 0
 
-    init(slot: PeerSlot, id: UInt64, credentials: PeerCredentials, outputLimit: Int, handshakeDeadline: Double) {
+    init(
+        slot: PeerSlot, id: UInt64, credentials: PeerCredentials, identity: PeerIdentity, access: PeerAccess,
+        outputLimit: Int, handshakeDeadline: Double
+    ) {
         self.slot = slot
         self.id = id
         self.credentials = credentials
+        self.identity = identity
+        self.access = access
         self.outputLimit = outputLimit
         self.handshakeDeadline = handshakeDeadline
     }

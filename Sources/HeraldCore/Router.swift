@@ -76,14 +76,24 @@ extension BrokerCore {
                 "topic '\(shown)' \(problem)")
             return false
         }
+        // The policy is checked here, once per route, never per message: the verdict and the
+        // list of permitted receivers are cached with the route.
+        if let rule = publisher.pointee.access.publishDenial(topic) {
+            deny(publisher, requestID: publisher.pointee.publishOrdinal, action: "publishing to",
+                target: String(decoding: topic.prefix(128), as: UTF8.self), rule: rule)
+            return false
+        }
         routeEpoch &+= 1
         let epoch = routeEpoch
         publisher.pointee.route.removeAll()
         index.forEachMatch(topic) { entry in
-            // A peer with several matching filters receives the message once.
+            // A peer with several matching filters receives the message once, and only if
+            // the policy lets it receive this topic (its subscription may be wider).
             if entry.peer.pointee.routeMark != epoch {
                 entry.peer.pointee.routeMark = epoch
-                publisher.pointee.route.append(entry.peer)
+                if entry.peer.pointee.access.mayReceive(topic) {
+                    publisher.pointee.route.append(entry.peer)
+                }
             }
         }
         publisher.pointee.routeTopic.removeAll(keepingStorage: true)

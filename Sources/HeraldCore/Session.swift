@@ -133,6 +133,10 @@ extension BrokerCore {
             requestError(peer, error.errorCode(isFilter: true), requestID: requestID, "filter '\(text.prefix(128))' \(error)")
             return
         }
+        if let rule = peer.pointee.access.subscribeDenial(filter) {
+            deny(peer, requestID: requestID, action: "subscribing to", target: filter.text, rule: rule)
+            return
+        }
         guard peer.pointee.subscriptions[subscriptionID] == nil else {
             requestError(peer, .duplicateSubscription, requestID: requestID,
                 "subscription id \(subscriptionID) is already in use on this connection")

@@ -88,6 +88,11 @@ final class SubscriptionIndex {
         generation &+= 1
     }
 
+    /// Makes every cached route stale (the policy changed who may receive what).
+    func invalidateRoutes() {
+        generation &+= 1
+    }
+
     func remove(_ filter: TopicFilter, peer: PeerPointer, subscriptionID: UInt32) {
         if remove(filter.levels[...], from: root, peer: peer, subscriptionID: subscriptionID) {
             count -= 1

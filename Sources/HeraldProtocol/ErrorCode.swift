@@ -52,6 +52,12 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     /// Fatal. The broker's shared budget for partially received frames is used up; the
     /// connection whose partial frame went over it is closed.
     case inputBudgetExceeded = 23
+    /// The broker's policy does not allow this PUBLISH or SUBSCRIBE; the message names the
+    /// rule (file and line) that denied it. The frame was ignored.
+    case forbidden = 24
+    /// A subscription was removed because a reloaded policy no longer allows it. The
+    /// `request_id` field carries the subscription's id; the session goes on.
+    case subscriptionRevoked = 25
 
     /// Whether the broker closes the connection after sending this code.
     public var isFatal: Bool {
@@ -61,7 +67,8 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
             .repliesNotRead, .frameTimeout, .inputBudgetExceeded:
             true
         case .invalidTopic, .invalidFilter, .topicTooLong, .tooManySubscriptions, .unknownSubscription,
-            .duplicateSubscription, .reservedTopic, .brokerShuttingDown, .unsupportedFlags:
+            .duplicateSubscription, .reservedTopic, .brokerShuttingDown, .unsupportedFlags, .forbidden,
+            .subscriptionRevoked:
             false
         }
     }
@@ -91,6 +98,8 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .repliesNotRead: "replies not read"
         case .frameTimeout: "frame timeout"
         case .inputBudgetExceeded: "input budget exceeded"
+        case .forbidden: "forbidden"
+        case .subscriptionRevoked: "subscription revoked"
         }
     }
 }

@@ -79,13 +79,14 @@ extension EpollServer {
             return
         }
         let credentials = PeerCredentials(pid: UInt32(bitPattern: raw.pid), uid: raw.uid, gid: raw.gid)
-        if let refusal = core.refusalFrame(for: credentials, now: now) {
+        let groups = Self.supplementaryGroups(of: fd)
+        if let refusal = core.refusalFrame(for: credentials, groups: groups, now: now) {
             // One non-blocking write (a small ERROR always fits an empty socket buffer), then close.
             refusal.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
             close(fd)
             return
         }
-        let slot = core.connect(credentials: credentials, now: now)
+        let slot = core.connect(credentials: credentials, groups: groups, now: now)
         sockets[slot] = SocketTable.Socket(fd: fd)
         if herald_epoll_ctl(epollFD, HERALD_EPOLL_ADD, fd, EpollServer.peerInterest, UInt64(slot)) != 0 {
             let reason = String(cString: strerror(herald_errno()))
@@ -93,6 +94,20 @@ extension EpollServer {
             core.refuse(slot, .tooManyConnections, "the broker cannot watch more connections (\(reason))")
             writeOutput(of: slot)
         }
+    }
+
+    /// The peer's supplementary groups as the kernel recorded them at connect (SO_PEERGROUPS),
+    /// for the policy's group rules. Empty when the kernel cannot say (before Linux 4.13):
+    /// group rules then match the primary group only.
+    static func supplementaryGroups(of fd: Int32) -> [UInt32] {
+        var groups = [UInt32](repeating: 0, count: 32)
+        var count = groups.withUnsafeMutableBufferPointer { herald_peer_groups_of(fd, $0.baseAddress, Int32($0.count)) }
+        if count > Int32(groups.count) {
+            groups = [UInt32](repeating: 0, count: Int(count))
+            count = groups.withUnsafeMutableBufferPointer { herald_peer_groups_of(fd, $0.baseAddress, Int32($0.count)) }
+        }
+        guard count > 0 else { return [] }
+        return Array(groups.prefix(Int(min(count, Int32(groups.count)))))
     }
 
     /// Out of descriptors (or kernel memory): refuse what waits in every backlog with a

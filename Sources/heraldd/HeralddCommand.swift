@@ -1,4 +1,5 @@
 import ArgumentParser
+import HeraldConfigurationFile
 import HeraldCore
 import HeraldServer
 import HeraldProtocol
@@ -30,41 +31,47 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(name: .long, help: ArgumentHelp("Bytes the broker queues for one subscriber before its slow-consumer policy applies (e.g. 8M).", valueName: "bytes"))
-    var outputLimit = ByteCount(argument: "8M")!
+    @Option(name: .long, help: ArgumentHelp("Configuration file (TOML): who may connect, who may publish and subscribe to what, limits. Flags override it; SIGHUP reloads it.", valueName: "file"))
+    var config: String?
 
-    @Option(name: .long, help: ArgumentHelp("Slow-consumer policy for clients that leave it to the broker: drop, disconnect or backpressure.", valueName: "policy"))
-    var slowConsumer = SlowConsumerArgument(.drop)
+    @Option(name: .long, help: ArgumentHelp("Check a configuration file, print what it allows, and exit (non-zero, with file:line messages, if it has errors).", valueName: "file"))
+    var checkConfig: String?
 
-    @Option(name: .long, help: ArgumentHelp("Largest frame accepted, header included (e.g. 1M).", valueName: "bytes"))
-    var maxFrameSize = ByteCount(argument: "1M")!
+    @Option(name: .long, help: ArgumentHelp("Bytes the broker queues for one subscriber before its slow-consumer policy applies (default: 8M).", valueName: "bytes"))
+    var outputLimit: ByteCount?
 
-    @Option(name: .long, help: "Longest topic or filter, in bytes.")
-    var maxTopicLength = ProtocolLimits.defaultMaxTopicLength
+    @Option(name: .long, help: ArgumentHelp("Policy for subscribers that leave it to the broker (default: drop).", valueName: "policy"))
+    var slowConsumer: SlowConsumerArgument?
 
-    @Option(name: .long, help: "Most subscriptions per connection.")
-    var maxSubscriptions = ProtocolLimits.defaultMaxSubscriptions
+    @Option(name: .long, help: ArgumentHelp("Largest frame accepted, header included (default: 1M).", valueName: "bytes"))
+    var maxFrameSize: ByteCount?
+
+    @Option(name: .long, help: ArgumentHelp("Longest topic or filter, in bytes (default: \(ProtocolLimits.defaultMaxTopicLength)).", valueName: "bytes"))
+    var maxTopicLength: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Most subscriptions per connection (default: \(ProtocolLimits.defaultMaxSubscriptions)).", valueName: "count"))
+    var maxSubscriptions: Int?
 
     @Option(name: .long, help: ArgumentHelp("Most simultaneous connections (default: what the file-descriptor limit allows, at most 65536).", valueName: "count"))
     var maxConnections: Int?
 
-    @Option(name: .customLong("max-connections-per-uid"), help: ArgumentHelp("Most connections one user id may have open.", valueName: "count"))
-    var maxConnectionsPerUID = BrokerConfiguration().maxConnectionsPerUID
+    @Option(name: .customLong("max-connections-per-uid"), help: ArgumentHelp("Most connections one user id may have open (default: \(BrokerConfiguration().maxConnectionsPerUID)).", valueName: "count"))
+    var maxConnectionsPerUID: Int?
 
-    @Option(name: .customLong("max-subscriptions-per-uid"), help: ArgumentHelp("Most subscriptions one user id may hold over all its connections.", valueName: "count"))
-    var maxSubscriptionsPerUID = BrokerConfiguration().maxSubscriptionsPerUID
+    @Option(name: .customLong("max-subscriptions-per-uid"), help: ArgumentHelp("Most subscriptions one user id may hold over all its connections (default: \(BrokerConfiguration().maxSubscriptionsPerUID)).", valueName: "count"))
+    var maxSubscriptionsPerUID: Int?
 
-    @Option(name: .customLong("max-handshaking"), help: ArgumentHelp("Most connections that may be in the handshake (no WELCOME yet) at once.", valueName: "count"))
-    var maxHandshaking = BrokerConfiguration().maxHandshakingConnections
+    @Option(name: .customLong("max-handshaking"), help: ArgumentHelp("Most connections that may be in the handshake (no WELCOME yet) at once (default: \(BrokerConfiguration().maxHandshakingConnections)).", valueName: "count"))
+    var maxHandshaking: Int?
 
-    @Option(name: .customLong("max-handshaking-per-uid"), help: ArgumentHelp("Most connections one user id may have in the handshake at once.", valueName: "count"))
-    var maxHandshakingPerUID = BrokerConfiguration().maxHandshakingConnectionsPerUID
+    @Option(name: .customLong("max-handshaking-per-uid"), help: ArgumentHelp("Most connections one user id may have in the handshake at once (default: \(BrokerConfiguration().maxHandshakingConnectionsPerUID)).", valueName: "count"))
+    var maxHandshakingPerUID: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Seconds a frame may take to arrive completely after its first byte.", valueName: "seconds"))
-    var frameTimeout = BrokerConfiguration().frameTimeout
+    @Option(name: .long, help: ArgumentHelp("Seconds a frame may take to arrive completely after its first byte (default: \(Int(BrokerConfiguration().frameTimeout))).", valueName: "seconds"))
+    var frameTimeout: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Bytes of partially received frames held for all connections together (e.g. 64M).", valueName: "bytes"))
-    var partialInputBudget = ByteCount(argument: "64M")!
+    @Option(name: .long, help: ArgumentHelp("Bytes of partially received frames held for all connections together (default: 64M).", valueName: "bytes"))
+    var partialInputBudget: ByteCount?
 
     @Option(name: .long, help: ArgumentHelp("Exit (0, after STOPPING=1) once no client has been connected for this long: for socket activation, where the next connection starts a new broker.", valueName: "seconds"))
     var exitWhenIdle: Double?
@@ -73,26 +80,24 @@ struct HeralddCommand: ParsableCommand {
     var allowUID: [UInt32] = []
 
     func validate() throws {
-        guard maxFrameSize.value >= 256, maxFrameSize.value <= ProtocolLimits.maxFrameSizeCeiling else {
+        if let maxFrameSize, !(256...ProtocolLimits.maxFrameSizeCeiling).contains(maxFrameSize.value) {
             throw ValidationError("--max-frame-size must be between 256 bytes and \(ProtocolLimits.maxFrameSizeCeiling >> 20) MiB")
         }
-        guard outputLimit.value >= BrokerConfiguration.minimumOutputLimit else {
+        if let outputLimit, outputLimit.value < BrokerConfiguration.minimumOutputLimit {
             throw ValidationError("--output-limit must be at least \(BrokerConfiguration.minimumOutputLimit) bytes")
         }
-        guard (1...ProtocolLimits.maxTopicLengthCeiling).contains(maxTopicLength) else {
+        if let maxTopicLength, !(1...ProtocolLimits.maxTopicLengthCeiling).contains(maxTopicLength) {
             throw ValidationError("--max-topic-length must be between 1 and \(ProtocolLimits.maxTopicLengthCeiling)")
         }
-        guard maxSubscriptions > 0, maxConnections ?? 1 > 0, maxHandshaking > 0, maxHandshakingPerUID > 0,
-            maxConnectionsPerUID > 0, maxSubscriptionsPerUID > 0
-        else {
-            throw ValidationError("--max-subscriptions, --max-connections, --max-handshaking and --max-handshaking-per-uid must be positive")
+        let counts = [maxSubscriptions, maxConnections, maxHandshaking, maxHandshakingPerUID, maxConnectionsPerUID, maxSubscriptionsPerUID]
+        guard counts.allSatisfy({ ($0 ?? 1) > 0 }) else {
+            throw ValidationError("--max-subscriptions, --max-connections(-per-uid), --max-subscriptions-per-uid and --max-handshaking(-per-uid) must be positive")
         }
-        guard frameTimeout > 0, frameTimeout.isFinite else { throw ValidationError("--frame-timeout must be a positive number of seconds") }
+        if let frameTimeout, !(frameTimeout > 0 && frameTimeout.isFinite) {
+            throw ValidationError("--frame-timeout must be a positive number of seconds")
+        }
         if let exitWhenIdle, !(exitWhenIdle > 0 && exitWhenIdle.isFinite) {
             throw ValidationError("--exit-when-idle must be a positive number of seconds")
-        }
-        guard partialInputBudget.value >= maxFrameSize.value else {
-            throw ValidationError("--partial-input-budget must hold at least one frame of --max-frame-size bytes")
         }
     }
 
@@ -104,21 +109,27 @@ struct HeralddCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "heraldd")
+        if let checkConfig { try check(checkConfig) }
 
-        var configuration = BrokerConfiguration()
-        configuration.outputLimit = outputLimit.value
-        configuration.defaultSlowConsumerPolicy = slowConsumer.policy
-        configuration.maxFrameSize = maxFrameSize.value
-        configuration.maxTopicLength = maxTopicLength
-        configuration.maxSubscriptionsPerPeer = maxSubscriptions
-        configuration.maxConnections = connectionLimit(logger: logger)
-        configuration.maxConnectionsPerUID = maxConnectionsPerUID
-        configuration.maxSubscriptionsPerUID = maxSubscriptionsPerUID
-        configuration.maxHandshakingConnections = maxHandshaking
-        configuration.maxHandshakingConnectionsPerUID = maxHandshakingPerUID
-        configuration.frameTimeout = frameTimeout
-        configuration.partialInputBudget = partialInputBudget.value
-        configuration.extraAllowedUIDs = Set(allowUID)
+        let descriptors = DescriptorBudget.raiseSoftLimit()
+        let descriptorBudget = descriptors.map { DescriptorBudget.maxConnections(forDescriptorLimit: $0.soft) }
+        let configuration: BrokerConfiguration
+        do {
+            configuration = try effectiveConfiguration(file: config.map { try ConfigurationFile.load(path: $0) },
+                descriptorBudget: descriptorBudget, logger: logger)
+        } catch {
+            logger.critical("cannot start: invalid configuration\n\(error)")
+            throw ExitCode(1)
+        }
+        if let descriptors {
+            // Both limits, so an operator sees which one is in force.
+            logger.notice(
+                "file-descriptor limit",
+                metadata: ["soft": "\(descriptors.soft)", "hard": "\(descriptors.hard)", "soft_at_start": "\(descriptors.softBefore)",
+                    "max_connections": "\(configuration.maxConnections)", "reserved": "\(DescriptorBudget.reserve)"])
+        } else {
+            logger.warning("cannot read the file-descriptor limit; using the connection limit as given")
+        }
 
         // Sockets passed by a service manager come first; --address adds to them. Without
         // either, the default address.
@@ -160,7 +171,11 @@ struct HeralddCommand: ParsableCommand {
             notifier.ready(listening: listening)
         }
         server.onTick = { now in notifier.tick(now: now, statistics: core.statistics) }
-        server.onReload = { notifier.reload() }
+        server.onReload = {
+            notifier.reload {
+                reload(core: core, descriptorBudget: descriptorBudget, logger: logger)
+            }
+        }
         server.onStopping = { notifier.stopping() }
         let exit = server.run()
         let stats = core.statistics
@@ -174,27 +189,76 @@ struct HeralddCommand: ParsableCommand {
 }
 
 extension HeralddCommand {
-    /// Raises the soft descriptor limit to the hard one and returns the connection limit it
-    /// allows (or `--max-connections`, if lower), logging both so an operator sees which
-    /// limit is in force.
-    func connectionLimit(logger: Logger) -> Int {
-        guard let limit = DescriptorBudget.raiseSoftLimit() else {
-            logger.warning("cannot read the file-descriptor limit; using the connection limit as given")
-            return maxConnections ?? BrokerConfiguration.defaultMaxConnections
+    /// `--check-config FILE`: prints what the file allows and exits 0, or its problems and exits 1.
+    func check(_ path: String) throws -> Never {
+        do {
+            let file = try ConfigurationFile.load(path: path)
+            print(file.summary())
+            throw ExitCode.success
+        } catch let error as ConfigurationFileError {
+            let text = Array("\(error)\nheraldd: \(path) has \(error.problems.count) error(s)\n".utf8)
+            _ = text.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            throw ExitCode(1)
         }
-        let budget = DescriptorBudget.maxConnections(forDescriptorLimit: limit.soft)
-        let effective = min(maxConnections ?? BrokerConfiguration.defaultMaxConnections, budget)
-        logger.notice(
-            "file-descriptor limit",
-            metadata: ["soft": "\(limit.soft)", "hard": "\(limit.hard)", "soft_at_start": "\(limit.softBefore)",
-                "max_connections": "\(effective)", "reserved": "\(DescriptorBudget.reserve)"])
-        if let requested = maxConnections, requested > budget {
-            logger.warning(
-                "--max-connections exceeds what the file-descriptor limit allows; using the lower value",
-                metadata: ["requested": "\(requested)", "using": "\(effective)", "descriptor_limit": "\(limit.soft)"])
-        }
-        return effective
     }
+
+    /// The configuration in force: the defaults, then the file, then the flags given on the
+    /// command line, and the connection limit held to what the descriptor limit allows.
+    func effectiveConfiguration(file: ConfigurationFile?, descriptorBudget: Int?, logger: Logger) throws -> BrokerConfiguration {
+        var configuration = BrokerConfiguration()
+        file?.apply(to: &configuration)
+        if let outputLimit { configuration.outputLimit = outputLimit.value }
+        if let slowConsumer { configuration.defaultSlowConsumerPolicy = slowConsumer.policy }
+        if let maxFrameSize { configuration.maxFrameSize = maxFrameSize.value }
+        if let maxTopicLength { configuration.maxTopicLength = maxTopicLength }
+        if let maxSubscriptions { configuration.maxSubscriptionsPerPeer = maxSubscriptions }
+        if let maxConnections { configuration.maxConnections = maxConnections }
+        if let maxConnectionsPerUID { configuration.maxConnectionsPerUID = maxConnectionsPerUID }
+        if let maxSubscriptionsPerUID { configuration.maxSubscriptionsPerUID = maxSubscriptionsPerUID }
+        if let maxHandshaking { configuration.maxHandshakingConnections = maxHandshaking }
+        if let maxHandshakingPerUID { configuration.maxHandshakingConnectionsPerUID = maxHandshakingPerUID }
+        if let frameTimeout { configuration.frameTimeout = frameTimeout }
+        if let partialInputBudget { configuration.partialInputBudget = partialInputBudget.value }
+        configuration.extraAllowedUIDs = Set(allowUID)
+        guard configuration.partialInputBudget >= configuration.maxFrameSize else {
+            throw ValidationError("the partial-input budget (\(configuration.partialInputBudget) bytes) must hold at least one frame of the maximum frame size (\(configuration.maxFrameSize) bytes)")
+        }
+        if let descriptorBudget, configuration.maxConnections > descriptorBudget {
+            if configuration.maxConnections != BrokerConfiguration.defaultMaxConnections {
+                logger.warning(
+                    "max-connections exceeds what the file-descriptor limit allows; using the lower value",
+                    metadata: ["requested": "\(configuration.maxConnections)", "using": "\(descriptorBudget)"])
+            }
+            configuration.maxConnections = descriptorBudget
+        }
+        return configuration
+    }
+
+    /// SIGHUP: reads the configuration file again and applies it, or keeps the one in force
+    /// if the file has errors (each logged with its line).
+    func reload(core: BrokerCore, descriptorBudget: Int?, logger: Logger) {
+        guard let config else {
+            logger.notice("SIGHUP: no --config file; nothing to reload")
+            return
+        }
+        let configuration: BrokerConfiguration
+        do {
+            configuration = try effectiveConfiguration(file: try ConfigurationFile.load(path: config),
+                descriptorBudget: descriptorBudget, logger: logger)
+        } catch {
+            logger.error("SIGHUP: the configuration file has errors; keeping the one in force\n\(error)")
+            return
+        }
+        let summary = core.reload(configuration, now: MonotonicClock.now())
+        logger.notice(
+            "SIGHUP: configuration reloaded",
+            metadata: ["file": "\(config)", "rules": "\(configuration.policy.rules.count)",
+                "connections_closed": "\(summary.connectionsClosed)", "subscriptions_revoked": "\(summary.subscriptionsRevoked)"])
+    }
+}
+
+extension ByteCount: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -55,14 +55,13 @@ final class ServiceNotifier {
         if !message.isEmpty { send(message) }
     }
 
-    /// SIGHUP: nothing is reloadable yet (the policy file will be), so the reload is a logged
-    /// no-op, announced to the service manager as a reload all the same.
-    func reload() {
+    /// SIGHUP: RELOADING=1 (with the monotonic time systemd wants), `work`, then READY=1.
+    func reload(_ work: () -> Void) {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let microseconds = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
         send("RELOADING=1\nMONOTONIC_USEC=\(microseconds)\nSTATUS=reloading")
-        logger.notice("SIGHUP: reloading; nothing is reloadable in this version")
+        work()
         send("READY=1\nSTATUS=\(lastStatus)")
     }
 

@@ -7,7 +7,7 @@ import Testing
 struct HandshakeTests {
     @Test func welcomeReportsIdentityAndLimits() {
         let harness = CoreHarness { $0.outputLimit = 1 << 20 }
-        let peer = harness.core.connectPeer(credentials: PeerCredentials(pid: 9, uid: 1000, gid: 100), now: 0)
+        let peer = harness.core.connectPeer(credentials: PeerCredentials(pid: 9, uid: 1000, gid: 100), groups: [], now: 0)
         harness.send(peer, .hello(Hello(slowConsumerPolicy: .backpressure, outputLimit: 65536, clientName: "panel")))
         let frames = harness.drain(peer)
         guard case .welcome(let welcome) = frames.first else {
@@ -28,7 +28,7 @@ struct HandshakeTests {
             $0.defaultSlowConsumerPolicy = .disconnect
             $0.outputLimit = 1 << 20
         }
-        let peer = harness.core.connectPeer(credentials: PeerCredentials(pid: 9, uid: 0, gid: 0), now: 0)
+        let peer = harness.core.connectPeer(credentials: PeerCredentials(pid: 9, uid: 0, gid: 0), groups: [], now: 0)
         harness.send(peer, .hello(Hello(slowConsumerPolicy: nil, outputLimit: UInt32(64 << 20), clientName: "x")))
         guard case .welcome(let welcome) = harness.drain(peer).first else {
             Issue.record("no WELCOME")
@@ -40,7 +40,7 @@ struct HandshakeTests {
 
     @Test func otherUIDIsRefusedWithItsUID() {
         let harness = CoreHarness()
-        let peer = harness.core.connectPeer(credentials: PeerCredentials(pid: 5, uid: 65534, gid: 65534), now: 0)
+        let peer = harness.core.connectPeer(credentials: PeerCredentials(pid: 5, uid: 65534, gid: 65534), groups: [], now: 0)
         let error = CoreHarness.firstError(harness.drain(peer))
         #expect(error?.knownCode == .notAuthorized)
         #expect(error?.isFatal == true)
@@ -92,7 +92,7 @@ struct HandshakeTests {
 
     @Test func handshakeTimeout() {
         let harness = CoreHarness { $0.handshakeTimeout = 5 }
-        let peer = harness.core.connectPeer(credentials: PeerCredentials(pid: 1, uid: 1000, gid: 1000), now: 100)
+        let peer = harness.core.connectPeer(credentials: PeerCredentials(pid: 1, uid: 1000, gid: 1000), groups: [], now: 100)
         #expect(harness.core.expireDeadlines(now: 104).isEmpty)
         #expect(peer.state == .handshaking)
         _ = harness.core.expireDeadlines(now: 106)

@@ -8,24 +8,12 @@ struct SubscriptionIndexTests {
     /// The trie must agree with `TopicFilter.matches` (the reference) on every topic,
     /// including after removals.
     @Test func agreesWithFilterMatchingOnRandomFiltersAndTopics() {
-        var generator = SystemRandomNumberGenerator()
-        let levels = ["a", "b", "c", "$x", "long-level-name", "é"]
-        func randomTopic() -> String {
-            (0..<Int.random(in: 1...4, using: &generator)).map { _ in levels.randomElement(using: &generator)! }.joined(separator: "/")
-        }
-        func randomFilter() -> String {
-            let count = Int.random(in: 1...4, using: &generator)
-            return (0..<count).map { position in
-                switch Int.random(in: 0..<6, using: &generator) {
-                case 0: "+"
-                case 1 where position == count - 1: "#"
-                default: levels.randomElement(using: &generator)!
-                }
-            }.joined(separator: "/")
-        }
+        var random = RandomTopics()
+        func randomTopic() -> String { random.topic() }
+        func randomFilter() -> String { random.filter() }
         let peers = (0..<8).map { n -> PeerPointer in
             let peer = PeerPointer.allocate(capacity: 1)
-            peer.initialize(to: Peer(slot: PeerSlot(n), id: UInt64(n), credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), outputLimit: 1, handshakeDeadline: 0))
+            peer.initialize(to: Peer.detached(slot: PeerSlot(n), id: UInt64(n)))
             return peer
         }
         defer { for peer in peers { peer.deinitialize(count: 1); peer.deallocate() } }
@@ -35,13 +23,13 @@ struct SubscriptionIndexTests {
             var entries: [(TopicFilter, Int, UInt32)] = []
             for id in 0..<60 {
                 let filter = try! TopicFilter(randomFilter())
-                let peer = Int.random(in: 0..<peers.count, using: &generator)
+                let peer = Int.random(in: 0..<peers.count)
                 index.insert(filter, peer: peers[peer], subscriptionID: UInt32(id))
                 entries.append((filter, peer, UInt32(id)))
             }
             // Remove a third, so pruning is exercised too.
             for _ in 0..<20 {
-                let (filter, peer, id) = entries.remove(at: Int.random(in: 0..<entries.count, using: &generator))
+                let (filter, peer, id) = entries.remove(at: Int.random(in: 0..<entries.count))
                 index.remove(filter, peer: peers[peer], subscriptionID: id)
             }
             #expect(index.count == entries.count)
@@ -58,7 +46,7 @@ struct SubscriptionIndexTests {
     @Test func generationChangesOnEveryChange() {
         let index = SubscriptionIndex()
         let peer = PeerPointer.allocate(capacity: 1)
-        peer.initialize(to: Peer(slot: 0, id: 1, credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), outputLimit: 1, handshakeDeadline: 0))
+        peer.initialize(to: Peer.detached(slot: 0, id: 1))
         defer { peer.deinitialize(count: 1); peer.deallocate() }
         let start = index.generation
         let filter = try! TopicFilter("a/+")
@@ -69,5 +57,14 @@ struct SubscriptionIndexTests {
         #expect(index.generation != afterInsert)
         index.remove(filter, peer: peer, subscriptionID: 1)  // not there: no change
         #expect(index.count == 0)
+    }
+}
+
+extension Peer {
+    /// A peer outside any broker, for exercising the index alone.
+    static func detached(slot: PeerSlot, id: UInt64) -> Peer {
+        let identity = PeerIdentity(uid: 1, gid: 1)
+        return Peer(slot: slot, id: id, credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), identity: identity,
+            access: PeerAccess(policy: .open, identity: identity), outputLimit: 1, handshakeDeadline: 0)
     }
 }

@@ -9,6 +9,8 @@ final class BrokerProcess: @unchecked Sendable {
     let address: String
     let process = Process()
     let logURL: URL
+    /// The broker's sd_notify messages (READY=1, RELOADING=1, STATUS=…).
+    let notifications: NotifySocket
     private var stopped = false
 
     /// Starts `heraldd --address <unique> <arguments>` and waits until it is ready.
@@ -23,6 +25,7 @@ final class BrokerProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
 
         let notify = try NotifySocket()
+        notifications = notify
         let brokerArguments = (addressFromEnvironment ? [] : ["--address", address]) + ["--log-level", logLevel] + arguments
         if let descriptorLimit {
             // prlimit sets the limit and execs heraldd: same pid.
@@ -55,6 +58,17 @@ final class BrokerProcess: @unchecked Sendable {
 
     /// What the broker logged so far.
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    /// SIGHUP, then waits until the broker has reloaded: a READY=1 after the RELOADING=1
+    /// (heraldd sends READY=1 whether or not the file could be applied).
+    func reload(timeout: Double = 20) -> Bool {
+        let before = notifications.count
+        kill(process.processIdentifier, SIGHUP)
+        return notifications.waitFor(timeout: timeout, from: before) { $0.split(separator: "\n").contains("RELOADING=1") }
+            && notifications.waitFor(timeout: timeout, from: before) {
+                $0.split(separator: "\n").contains("READY=1") && !$0.contains("RELOADING=1")
+            }
+    }
 
     /// Sends `signal` and waits (bounded) for the exit status.
     func stop(signal: Int32 = SIGTERM, timeout: Double = 15) -> Int32? {

@@ -25,9 +25,9 @@ final class NotifySocket: @unchecked Sendable {
     }
 
     /// Reads notifications until one satisfies `predicate` (true), or `timeout` passes (false).
-    /// Notifications already read count too, so a line is never missed.
-    func waitFor(timeout: Double, _ predicate: (String) -> Bool) -> Bool {
-        var checked = 0
+    /// Notifications already read count too (from the `from`th on), so a line is never missed.
+    func waitFor(timeout: Double, from start: Int = 0, _ predicate: (String) -> Bool) -> Bool {
+        var checked = start
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             while checked < received.count {
@@ -45,6 +45,9 @@ final class NotifySocket: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         while deadline.timeIntervalSinceNow > 0 { readOne(timeout: deadline.timeIntervalSinceNow) }
     }
+
+    /// Notifications read so far.
+    var count: Int { received.count }
 
     /// Every notification line read so far, in order.
     var lines: [String] { received.flatMap { $0.split(separator: "\n").map(String.init) } }

@@ -28,6 +28,8 @@ public enum ErrorCodeNames {
         case .repliesNotRead: "replies_not_read"
         case .frameTimeout: "frame_timeout"
         case .inputBudgetExceeded: "input_budget_exceeded"
+        case .forbidden: "forbidden"
+        case .subscriptionRevoked: "subscription_revoked"
         }
     }
 }

@@ -1,5 +1,6 @@
 import Benchmark
 import HeraldBenchSupport
+import HeraldCore
 import HeraldProtocol
 
 // Fan-out in the routing core: one publisher, N subscribers on one exact topic. Each
@@ -20,8 +21,10 @@ final class FanOutFixture {
     let batch = PublishBatch(topics: Array(repeating: topic, count: 1_000), payload: payload64)
     let single = PublishBatch(topics: [topic], payload: payload64)
 
-    init(subscriberCount: Int) {
-        let driver = BrokerDriver()
+    init(subscriberCount: Int, policy: Policy = .open) {
+        var configuration = BrokerConfiguration()
+        configuration.policy = policy
+        let driver = BrokerDriver(configuration: configuration)
         self.driver = driver
         subscribers = (0..<subscriberCount).map { driver.connectClient("subscriber-\($0)") }
         for subscriber in subscribers { driver.subscribe(subscriber, to: [topic]) }
@@ -51,6 +54,15 @@ let benchmarks: @Sendable () -> Void = {
         } setup: {
             FanOutFixture(subscriberCount: subscriberCount)
         }
+    }
+
+    // The same with a 100-rule policy (Policy.hundredRules): checked when the route is
+    // built, not per message, so this should equal the run without a policy.
+    Benchmark("1 publisher -> 8 subscribers, 100-rule policy, feed + drain", configuration: configuration) {
+        benchmark, fixture in
+        blackHole(fixture.driver.route(fixture.batch, from: fixture.publisher, drain: fixture.subscribers))
+    } setup: {
+        FanOutFixture(subscriberCount: 8, policy: .hundredRules)
     }
 
     // Light load: every message arrives in its own read, and the subscribers are drained

@@ -1,5 +1,6 @@
 import Benchmark
 import HeraldBenchSupport
+import HeraldCore
 import HeraldProtocol
 
 // Routing against 10,000 subscriptions (100 subscribers x 100 filters) through the public
@@ -63,8 +64,10 @@ final class MatchingFixture {
     /// With `varyingTopic`, batches that publish every topic (key i * 7919 mod count: no two
     /// messages in a row share a topic, so each misses the route cache); else one batch of
     /// 1,000 messages on the same topic (each hits the cache).
-    init(mix: Mix, subscriptionCount: Int, varyingTopic: Bool) {
-        let driver = BrokerDriver()
+    init(mix: Mix, subscriptionCount: Int, varyingTopic: Bool, policy: Policy = .open) {
+        var configuration = BrokerConfiguration()
+        configuration.policy = policy
+        let driver = BrokerDriver(configuration: configuration)
         self.driver = driver
         let subscriberCount = min(subscriptionCount, 100)
         subscribers = (0..<subscriberCount).map { driver.connectClient("subscriber-\($0)") }
@@ -102,13 +105,14 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 2_000
     )
 
-    func routing(_ mix: Mix, subscriptions: Int, varyingTopic: Bool) {
+    func routing(_ mix: Mix, subscriptions: Int, varyingTopic: Bool, policy: Policy? = nil) {
         let what = varyingTopic ? "new topic each message (cache miss)" : "same topic (cache hit)"
-        Benchmark("\(subscriptions) subs, \(mix.name): \(what)", configuration: configuration) { benchmark, fixture in
+        let withPolicy = policy == nil ? "" : ", 100-rule policy"
+        Benchmark("\(subscriptions) subs, \(mix.name)\(withPolicy): \(what)", configuration: configuration) { benchmark, fixture in
             // One batch is 1,000 messages: the whole scaled iteration.
             blackHole(fixture.routeNextBatch())
         } setup: {
-            MatchingFixture(mix: mix, subscriptionCount: subscriptions, varyingTopic: varyingTopic)
+            MatchingFixture(mix: mix, subscriptionCount: subscriptions, varyingTopic: varyingTopic, policy: policy ?? .open)
         }
     }
 
@@ -118,6 +122,11 @@ let benchmarks: @Sendable () -> Void = {
     }
     // Reference: the same miss with a trie small enough to stay in cache.
     routing(Mix.all[0], subscriptions: 100, varyingTopic: true)
+    // The policy is checked when a route is built: a hit costs nothing more, a miss pays
+    // for the publisher's PUBLISH check and each subscriber's receive check.
+    routing(Mix.all[0], subscriptions: 10_000, varyingTopic: true, policy: .hundredRules)
+    routing(Mix.all[0], subscriptions: 10_000, varyingTopic: false, policy: .hundredRules)
+    routing(Mix.all[0], subscriptions: 100, varyingTopic: true, policy: .hundredRules)
 
     // The filter alone, against a topic it matches.
     let matchedTopic = Array(topic(42).utf8)

@@ -7,9 +7,12 @@ import HeraldProtocol
 public final class BrokerDriver {
     public typealias Peer = InMemoryBroker.PeerHandle
 
-    public let broker = InMemoryBroker()
+    public let broker: InMemoryBroker
 
-    public init() {}
+    /// A driver over a broker with `configuration`.
+    public init(configuration: BrokerConfiguration = BrokerConfiguration()) {
+        broker = InMemoryBroker(configuration: configuration)
+    }
 
     /// Connects a client and completes its handshake (HELLO, then WELCOME drained).
     public func connectClient(_ name: String) -> Peer {
@@ -73,3 +76,19 @@ public final class PublishBatch {
 
 /// A 64-byte payload, the size every routing benchmark publishes.
 public let payload64 = [UInt8](repeating: 0x5A, count: 64)
+
+extension Policy {
+    /// A policy of 100 rules that apply to every peer, none of them to the topics the
+    /// benchmarks publish (`home/…`, `plant/…`): every check walks all of them and ends in
+    /// the default (allow). Half deny publishing, half deny subscribing, so no check can be
+    /// skipped as "nothing here can deny".
+    public static let hundredRules: Policy = {
+        let rules = (0..<100).map { index in
+            PolicyRule(
+                filter: try! TopicFilter(index % 3 == 0 ? "app\(index)/#" : index % 3 == 1 ? "app\(index)/+/state" : "+/app\(index)/x"),
+                publish: index % 2 == 0 ? .deny : nil, subscribe: index % 2 == 1 ? .deny : nil,
+                location: PolicyLocation(file: "bench.toml", line: index + 1))
+        }
+        return Policy(rules: rules)
+    }()
+}

@@ -69,6 +69,12 @@ int herald_accept(int listen_fd);
 /// SO_PEERCRED of a connected Unix socket.
 int herald_peer_credentials_of(int fd, herald_peer_credentials *out);
 
+/// SO_PEERGROUPS (Linux 4.13+) of a connected Unix socket: the peer's supplementary groups
+/// as the kernel recorded them at connect. Stores up to `capacity` gids and returns how
+/// many the peer has (more than `capacity` means the list was cut: call again with room);
+/// -1 on error (errno set; ENOPROTOOPT on kernels without it).
+int herald_peer_groups_of(int fd, uint32_t *groups, int capacity);
+
 /// Blocks SIGINT, SIGTERM and SIGHUP for the calling thread (call before starting threads) and returns a
 /// nonblocking signalfd that reports the first three. The returned fd reports them.
 int herald_signalfd_for_shutdown(void);

@@ -26,6 +26,12 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
     case messageTooLarge(size: Int, maximum: Int)
     /// The connection already holds as many subscriptions as the broker allows.
     case tooManySubscriptions
+    /// The broker's policy does not allow this publish or subscription; `message` names the
+    /// rule that denied it (file and line of the broker's configuration).
+    case forbidden(String)
+    /// The broker's reloaded policy no longer allows the subscription to `filter`: it ended
+    /// (`message` names the rule).
+    case subscriptionRevoked(filter: String, message: String)
     /// The broker refused a request with an error this library has no specific case for.
     /// `code` is an ``ErrorCode`` raw value (possibly one newer than this library).
     case brokerError(code: UInt16, message: String)
@@ -50,6 +56,8 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidFilter: .invalidFilter(filter ?? "", reason: frame.message)
         case .topicTooLong where filter != nil: .invalidFilter(filter ?? "", reason: frame.message)
         case .tooManySubscriptions: .tooManySubscriptions
+        case .forbidden: .forbidden(frame.message)
+        case .subscriptionRevoked: .subscriptionRevoked(filter: filter ?? "", message: frame.message)
         case .slowConsumer: .slowConsumerDisconnected(frame.message)
         default: .brokerError(code: frame.code, message: frame.message)
         }
@@ -77,6 +85,10 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
             "message of \(size) bytes (header, topic and payload) exceeds the broker's maximum frame size of \(maximum) bytes"
         case .tooManySubscriptions:
             "the connection already has as many subscriptions as the broker allows"
+        case .forbidden(let message):
+            "forbidden by the broker's policy: \(message)"
+        case .subscriptionRevoked(let filter, let message):
+            "subscription to '\(filter)' ended by the broker's policy: \(message)"
         case .brokerError(let code, let message):
             "broker error \(code)" + (ErrorCode(rawValue: code).map { " (\($0))" } ?? "") + ": \(message)"
         case .slowConsumerDisconnected(let message):

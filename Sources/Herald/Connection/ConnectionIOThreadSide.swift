@@ -94,6 +94,20 @@ extension Connection {
         return subscribed ? .subscribed : .answered
     }
 
+    /// The broker removed subscription `id` (its policy changed): the subscription it
+    /// belongs to ends with ``HeraldError/subscriptionRevoked(filter:message:)``, and its
+    /// other filters, if any, are unsubscribed, so no part of it goes on half-working.
+    func revokeSubscription(_ id: UInt32, _ error: ErrorFrame) {
+        let revoked = control.withLock { state -> BrokerSubscription? in
+            guard let revoked = state.subscriptions.removeValue(forKey: id) else { return nil }
+            subscriptionsVersion.add(1, ordering: .releasing)
+            return revoked
+        }
+        guard let revoked else { return }
+        unsubscribe(revoked.state, completion: nil)
+        _ = revoked.state.end(.failed(HeraldError.fromBroker(error, filter: revoked.filter.text)))
+    }
+
     /// Completes the flush waiting for `token`, failing it with a publish error reported since the last flush.
     func completePing(_ token: UInt64) {
         let (completion, publishError) = control.withLock { state -> (Completion?, HeraldError?) in

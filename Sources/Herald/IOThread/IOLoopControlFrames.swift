@@ -26,6 +26,10 @@ extension IOLoop {
         case .error(let error):
             if error.isFatal {
                 finish(reason: HeraldError.fromBroker(error), failSubscriptions: true)
+            } else if error.knownCode == .subscriptionRevoked {
+                // Unsolicited: request_id carries the subscription id (PROTOCOL.md §4.10).
+                connection.revokeSubscription(error.requestID, error)
+                refreshTargetsIfNeeded()
             } else if connection.completeRequest(error.requestID, error: error) == .unknown {
                 // Not a request of ours: the broker refused the PUBLISH with this ordinal.
                 connection.recordPublishError(HeraldError.fromBroker(error))

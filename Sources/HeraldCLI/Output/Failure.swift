@@ -16,7 +16,8 @@ enum Failure {
             ExitStatus.noConnection
         case .connectionClosed, .connectionLost, .slowConsumerDisconnected:
             ExitStatus.connectionLost
-        case .invalidTopic, .invalidFilter, .messageTooLarge, .tooManySubscriptions, .brokerError, .closed:
+        case .invalidTopic, .invalidFilter, .messageTooLarge, .tooManySubscriptions, .brokerError, .closed, .forbidden,
+            .subscriptionRevoked:
             ExitStatus.requestFailed
         }
     }

@@ -7,8 +7,10 @@ import HeraldProtocol
 /// The input is a script: each step's first byte picks a peer (low 2 bits) and an action
 /// (next 3 bits): feed the next bytes (length from the following byte) to that peer, drain
 /// what was queued for it, end the batch, disconnect it (a new peer takes its place), or
-/// let time pass (deadlines). Two of the four peers start with a completed handshake and
-/// subscriptions, so routing, slow consumers and closing all get exercised. Invariants: no
+/// let time pass (deadlines) or, for the largest step of time, reload the other of two
+/// policies. Two of the four peers start with a completed handshake and subscriptions, so
+/// routing, slow consumers and closing all get exercised; peers alternate between two uids
+/// so that the policy's rules for users, denials and revocations are too. Invariants: no
 /// crash, and everything the broker queues is whole, decodable frames.
 func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data, size > 0 else { return 0 }
@@ -17,8 +19,15 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     configuration.maxFrameSize = 4096
     configuration.partialInputBudget = 16 << 10
     configuration.maxLingeringConnections = 2
+    configuration.policy = fuzzPolicies[0]
     let broker = InMemoryBroker(configuration: configuration)
-    var peers = (0..<4).map { _ in broker.connect() }
+    var connections = 0
+    func connect() -> InMemoryBroker.PeerHandle {
+        connections += 1
+        return broker.connect(uid: connections % 2 == 0 ? 1000 : 2000, groups: connections % 3 == 0 ? [300] : [])
+    }
+    var peers = (0..<4).map { _ in connect() }
+    var policyInForce = 0
     for index in 0..<2 {
         broker.feed(peers[index], FrameEncoder.encode(.hello(Hello(slowConsumerPolicy: index == 0 ? .drop : .backpressure,
             outputLimit: 4096, clientName: "fuzz-\(index)"))))
@@ -47,10 +56,16 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         case 6:
             broker.disconnect(peers[peer])
             broker.endBatch()
-            peers[peer] = broker.connect()
+            peers[peer] = connect()
         default:
-            now += Double(step >> 5) * 4
-            broker.advanceClock(to: now)
+            if step >> 5 == 7 {
+                policyInForce = 1 - policyInForce
+                configuration.policy = fuzzPolicies[policyInForce]
+                _ = broker.core.reload(configuration, now: now)
+            } else {
+                now += Double(step >> 5) * 4
+                broker.advanceClock(to: now)
+            }
         }
     }
     for peer in peers { checkWholeFrames(broker.drainFrames(peer), broker, peer) }
@@ -64,3 +79,24 @@ private func checkWholeFrames(_ frames: [Frame], _ broker: InMemoryBroker, _ pee
         fatalError("bytes that are not a whole frame were queued for a peer after \(frames.count) frames")
     }
 }
+
+/// Two policies the session target switches between: uid 1000 is the broker's; uid 2000 is
+/// admitted by the first only; group 300 gets more.
+let fuzzPolicies: [Policy] = {
+    func rule(_ filter: String, users: Set<UInt32> = [], groups: Set<UInt32> = [], publish: PolicyVerdict? = nil,
+        subscribe: PolicyVerdict? = nil) -> PolicyRule {
+        PolicyRule(filter: try! TopicFilter(filter), subjects: PolicySubjects(users: users, groups: groups),
+            publish: publish, subscribe: subscribe, location: PolicyLocation(file: "fuzz.toml", line: 1))
+    }
+    let first = Policy(
+        admittedUsers: [2000],
+        rules: [
+            rule("a/#", publish: .deny), rule("b/+", subscribe: .deny), rule("c/#", groups: [300], subscribe: .allow),
+            rule("c/#", subscribe: .deny), rule("+/x", users: [2000], publish: .deny, subscribe: .deny),
+        ])
+    let second = Policy(
+        admittedGroups: [300],
+        rules: [rule("#", users: [1000], subscribe: .deny), rule("d", publish: .allow), rule("d/#", publish: .deny)],
+        defaultPublish: .deny)
+    return [first, second]
+}()
