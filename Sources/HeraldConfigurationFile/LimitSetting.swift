@@ -8,6 +8,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
     case maxConnectionsPerUID = "max-connections-per-uid"
     case maxSubscriptions = "max-subscriptions"
     case maxSubscriptionsPerUID = "max-subscriptions-per-uid"
+    case maxQueuedBytesPerUID = "max-queued-bytes-per-uid"
     case maxHandshaking = "max-handshaking"
     case maxHandshakingPerUID = "max-handshaking-per-uid"
     case maxFrameSize = "max-frame-size"
@@ -48,6 +49,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         case .maxTopicLength: .count(1...ProtocolLimits.maxTopicLengthCeiling)
         case .maxFrameSize: .bytes(256...ProtocolLimits.maxFrameSizeCeiling)
         case .outputLimit: .bytes(BrokerConfiguration.minimumOutputLimit...Int(Int32.max))
+        case .maxQueuedBytesPerUID: .bytes(BrokerConfiguration.minimumOutputLimit...Int.max)
         case .partialInputBudget: .bytes(1...Int.max)
         case .frameTimeout, .handshakeTimeout: .seconds
         case .slowConsumer: .slowConsumer
@@ -89,6 +91,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         case (.maxConnectionsPerUID, .count(let count)): configuration.maxConnectionsPerUID = count
         case (.maxSubscriptions, .count(let count)): configuration.maxSubscriptionsPerPeer = count
         case (.maxSubscriptionsPerUID, .count(let count)): configuration.maxSubscriptionsPerUID = count
+        case (.maxQueuedBytesPerUID, .count(let count)): configuration.maxQueuedBytesPerUID = count
         case (.maxHandshaking, .count(let count)): configuration.maxHandshakingConnections = count
         case (.maxHandshakingPerUID, .count(let count)): configuration.maxHandshakingConnectionsPerUID = count
         case (.maxFrameSize, .count(let count)): configuration.maxFrameSize = count

@@ -14,9 +14,11 @@ extension BrokerCore {
         let identity = PeerIdentity(uid: credentials.uid, gid: credentials.gid, groups: groups)
         let refusal = admissionRefusal(of: identity)
         let access = access(for: identity)
+        let queuedOutput = holdQueuedOutput(of: credentials.uid)
         let peer = peers.insert { slot, id in
             Peer(slot: slot, id: id, credentials: credentials, identity: identity, access: access,
-                outputLimit: configuration.outputLimit, handshakeDeadline: now + configuration.handshakeTimeout)
+                queuedOutput: queuedOutput, outputLimit: configuration.outputLimit,
+                handshakeDeadline: now + configuration.handshakeTimeout)
         }
         let id = peer.pointee.id
         statistics.connectionsAccepted += 1

@@ -21,6 +21,14 @@ public struct BrokerConfiguration: Sendable {
     /// Most subscriptions one user id may hold over all its connections (each connection is
     /// also held to ``maxSubscriptionsPerPeer``).
     public var maxSubscriptionsPerUID = 100_000
+    /// Bytes that may be queued for one user id's connections together (each connection is
+    /// also held to its output limit): a uid with many lagging subscribers cannot make the
+    /// broker hold more than this for it. At the quota, each of its subscribers that is
+    /// behind (more than ``laggingBacklog`` queued) is handled by its slow-consumer policy
+    /// as if over its own limit; those that keep up are not affected.
+    public var maxQueuedBytesPerUID = 256 << 20
+    /// A subscriber with more than this queued is behind, not merely between two writes.
+    public static let laggingBacklog = 64 << 10
     /// Most connections that may be in the handshake (connected, no WELCOME yet) at once.
     /// A connection that has not said HELLO costs a descriptor and a peer slot but has
     /// proven nothing, so a flood of them is refused before it can crowd out real clients.

@@ -50,6 +50,8 @@ public final class BrokerCore {
     var handshakingByUID: [UInt32: Int] = [:]
     /// Connections and subscriptions per uid, for the per-uid quotas (`UserAccounting`).
     var usageByUID: [UInt32: UserUsage] = [:]
+    /// Queued output per uid (`UserAccounting`), shared by pointer with the uid's connections.
+    var queuedOutputByUID: [UInt32: QueuedOutputPointer] = [:]
     /// Bytes held in every peer's `input` (partial frames, paused batches): the partial-input budget.
     var inputBytesHeld = 0
     /// Closing peers that linger to write why they are closed.
@@ -72,6 +74,13 @@ public final class BrokerCore {
         self.brokerPID = brokerPID
         self.brokerUID = brokerUID
         touched.reserveCapacity(1024)
+    }
+
+    deinit {
+        for record in queuedOutputByUID.values {
+            record.deinitialize(count: 1)
+            record.deallocate()
+        }
     }
 
     /// Connections in the table, closing ones included.
@@ -131,7 +140,8 @@ public final class BrokerCore {
 
     /// The server wrote the first `count` bytes of ``pendingOutput(of:)``.
     public func consumeOutput(of slot: PeerSlot, _ count: Int) {
-        peers[slot]?.pointee.output.consume(count)
+        guard let peer = peers[slot] else { return }
+        consumeOutput(of: peer, count)
     }
 
     /// The server has written what the socket took. Sends a pending drop notice and resumes

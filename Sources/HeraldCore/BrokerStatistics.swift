@@ -34,6 +34,9 @@ public struct BrokerStatistics: Sendable, Equatable {
     /// Requests refused because their uid is at a per-uid quota (subscriptions); refused
     /// connections are counted in ``connectionsRefused``.
     public var quotaRefusals: UInt64 = 0
+    /// Deliveries to a lagging subscriber whose uid was at its queued-output quota (each then
+    /// handled by the subscriber's slow-consumer policy: dropped, disconnect, or publisher paused).
+    public var queuedQuotaHits: UInt64 = 0
     /// PUBLISH and SUBSCRIBE requests refused by the policy (`forbidden`).
     public var policyDenials: UInt64 = 0
     /// Subscriptions removed because a reloaded policy denies them.

@@ -81,6 +81,7 @@ extension BrokerCore {
     func enqueue(_ frame: Frame, to peer: PeerPointer, control: Bool = true) {
         if control && peer.pointee.output.count > peer.pointee.outputLimit + configuration.controlReplyAllowance {
             let discarded = peer.pointee.output.truncateToFrameBoundary()
+            peer.pointee.queuedOutput.pointee.bytes -= discarded
             statistics.repliesNotRead &+= 1
             fail(peer, .repliesNotRead,
                 "more than \(configuration.controlReplyAllowance) bytes of replies piled up past the output limit of "
@@ -89,6 +90,7 @@ extension BrokerCore {
         }
         let bytes = FrameEncoder.encode(frame)
         peer.pointee.output.append(bytes)
+        peer.pointee.queuedOutput.pointee.bytes += bytes.count
         touch(peer)
     }
 
@@ -106,6 +108,7 @@ extension BrokerCore {
             lingeringCount -= 1
         }
         let why = wasClosing ? peer.pointee.closeReason : reason
+        releaseQueuedOutput(of: peer)
         peer.pointee.state = .closed
         statistics.connectionsOpen -= 1
         if !peer.pointee.wasWelcomed {

@@ -71,10 +71,21 @@ public final class InMemoryBroker {
             if let sink, let base = sink.baseAddress {
                 base.copyMemory(from: peer.pointee.output.readPointer, byteCount: min(count, sink.count))
             }
-            peer.pointee.output.consume(count)
+            core.consumeOutput(of: peer, count)
         }
         core.didWrite(peer)
         return count
+    }
+
+    /// Whether each uid's queued-output total equals the bytes queued for its connections
+    /// (an invariant the fuzz target checks after every step).
+    public func queuedOutputIsConsistent() -> Bool {
+        var sums: [UInt32: Int] = [:]
+        for peer in core.peers.snapshot() where peer.pointee.state != .closed {
+            sums[peer.pointee.credentials.uid, default: 0] += peer.pointee.output.count
+        }
+        return core.queuedOutputByUID.allSatisfy { uid, record in record.pointee.bytes == sums[uid, default: 0] }
+            && sums.allSatisfy { uid, bytes in core.queuedOutputByUID[uid]?.pointee.bytes == bytes }
     }
 
     /// Decodes and removes everything queued for the peer.
@@ -92,7 +103,7 @@ public final class InMemoryBroker {
             let bytes = UnsafeRawBufferPointer(start: peer.pointee.output.readPointer, count: peer.pointee.output.count)
             guard let decoded = try? FrameDecoder.decode(bytes) else { break }
             frames.append(decoded.frame)
-            peer.pointee.output.consume(decoded.length)
+            core.consumeOutput(of: peer, decoded.length)
             if reportingEachFrame { core.didWrite(peer) }
         }
         if !reportingEachFrame { core.didWrite(peer) }

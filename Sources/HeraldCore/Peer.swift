@@ -52,8 +52,11 @@ struct Peer: ~Copyable {
     /// Whether this peer counts against its uid's connection quota (it was admitted).
     var chargedToUser = false
 
-    /// Bytes queued for this peer, written by the server.
+    /// Bytes queued for this peer, written by the server. Every change to its size is also
+    /// made to `queuedOutput`, its uid's total.
     var output = ByteQueue()
+    /// Its uid's queued-output record (``QueuedOutput``), shared with the uid's other connections.
+    let queuedOutput: QueuedOutputPointer
     /// Bytes received but not yet processed: a partial frame, or the rest of a batch while
     /// the peer is paused by backpressure. Counted in the core's partial-input budget.
     var input = ByteQueue()
@@ -95,13 +98,14 @@ struct Peer: ~Copyable {
 
     init(
         slot: PeerSlot, id: UInt64, credentials: PeerCredentials, identity: PeerIdentity, access: PeerAccess,
-        outputLimit: Int, handshakeDeadline: Double
+        queuedOutput: QueuedOutputPointer, outputLimit: Int, handshakeDeadline: Double
     ) {
         self.slot = slot
         self.id = id
         self.credentials = credentials
         self.identity = identity
         self.access = access
+        self.queuedOutput = queuedOutput
         self.outputLimit = outputLimit
         self.handshakeDeadline = handshakeDeadline
     }

@@ -45,12 +45,16 @@ extension BrokerCore {
         let deliveryHeader = FrameHeader(
             bodyLength: UInt32(truncatingIfNeeded: deliveryLength - senderOffset), type: FrameType.message.rawValue,
             aux: UInt16(truncatingIfNeeded: topicLength))
+        // The per-uid quota on queued output, read once per message.
+        let uidQuota = configuration.maxQueuedBytesPerUID
         var delivered = 0
         for position in 0..<routeCount {
             let subscriber = route[position]
             let queued = subscriber.pointee.output.count
+            let uidQueued = subscriber.pointee.queuedOutput.pointee.bytes
             if (queued > 0 && queued + deliveryLength > subscriber.pointee.outputLimit)
                 || subscriber.pointee.pendingDroppedMessages != 0
+                || (uidQueued + deliveryLength > uidQuota && queued > BrokerConfiguration.laggingBacklog)
             {
                 if !admitOverLimit(subscriber, publisher: publisher, length: deliveryLength) { continue }
             }
@@ -59,6 +63,7 @@ extension BrokerCore {
             sender.store(to: out + senderOffset)
             (out + topicOffset).copyMemory(from: topic, byteCount: bodyLength)
             subscriber.pointee.output.commit(deliveryLength)
+            subscriber.pointee.queuedOutput.pointee.bytes &+= deliveryLength
             subscriber.pointee.messagesReceived &+= 1
             delivered &+= 1
             touch(subscriber)

@@ -4,19 +4,25 @@ import Logging
 /// What happens when a subscriber falls behind: the three policies of PROTOCOL.md §10, and
 /// their unwinding as its output drains.
 extension BrokerCore {
-    /// Applies `subscriber`'s slow-consumer policy to a delivery that does not fit, or that
-    /// follows a run of drops. Returns whether the delivery should be queued.
+    /// Applies `subscriber`'s slow-consumer policy to a delivery that does not fit (in its
+    /// output limit, or, for a subscriber that is behind, in its uid's queued-output quota),
+    /// or that follows a run of drops. Returns whether the delivery should be queued.
     func admitOverLimit(_ subscriber: PeerPointer, publisher: PeerPointer, length: Int) -> Bool {
         let limit = subscriber.pointee.outputLimit
         let queued = subscriber.pointee.output.count
+        // Only a subscriber that is itself behind pays for its uid's quota: its siblings
+        // that keep up are not affected.
+        let overUIDQuota = queued > BrokerConfiguration.laggingBacklog
+            && subscriber.pointee.queuedOutput.pointee.bytes + length > configuration.maxQueuedBytesPerUID
+        if overUIDQuota { statistics.queuedQuotaHits &+= 1 }
         switch subscriber.pointee.policy {
         case .drop:
             // Hysteresis: once dropping, keep dropping until half the limit has drained, so a
             // subscriber at the edge gets one gap and one notice, not a notice per message.
             let pending = subscriber.pointee.pendingDroppedMessages
             let threshold = pending == 0 ? limit : limit / 2
-            if queued > 0 && queued + length > threshold {
-                if pending == 0 { logDropEpisode(subscriber, queued: queued) }
+            if (queued > 0 && queued + length > threshold) || overUIDQuota {
+                if pending == 0 { logDropEpisode(subscriber, queued: queued, overUIDQuota: overUIDQuota) }
                 subscriber.pointee.pendingDroppedMessages &+= 1
                 subscriber.pointee.pendingDroppedBytes &+= UInt64(length)
                 subscriber.pointee.totalDropped &+= 1
@@ -27,13 +33,20 @@ extension BrokerCore {
             return true
         case .disconnect:
             statistics.slowConsumersDisconnected &+= 1
+            let uid = subscriber.pointee.credentials.uid
+            let quota = configuration.maxQueuedBytesPerUID
             logger.warning(
-                "disconnecting slow consumer", metadata: peerMetadata(subscriber, ["queued": "\(queued)", "limit": "\(limit)"]))
+                "disconnecting slow consumer",
+                metadata: peerMetadata(subscriber, ["queued": "\(queued)", "limit": "\(limit)",
+                    "uid_queued": "\(subscriber.pointee.queuedOutput.pointee.bytes)", "uid_quota": "\(quota)"]))
             // What is queued beyond the frame being written is lost anyway; cut it so the
             // ERROR reaches the subscriber right after the last whole message.
-            subscriber.pointee.output.truncateToFrameBoundary()
-            fail(subscriber, .slowConsumer, "fell more than \(limit) bytes behind (slow-consumer policy: disconnect)",
-                linger: configuration.slowConsumerLinger)
+            let discarded = subscriber.pointee.output.truncateToFrameBoundary()
+            subscriber.pointee.queuedOutput.pointee.bytes -= discarded
+            let why = overUIDQuota && queued + length <= limit
+                ? "fell \(queued) bytes behind while uid \(uid)'s connections had the maximum of \(quota) bytes queued (slow-consumer policy: disconnect)"
+                : "fell more than \(limit) bytes behind (slow-consumer policy: disconnect)"
+            fail(subscriber, .slowConsumer, why, linger: configuration.slowConsumerLinger)
             return false
         case .backpressure:
             // Lossless: queue it anyway (the overshoot is bounded by one read batch of the
@@ -52,14 +65,18 @@ extension BrokerCore {
 
     /// Logs the start of a run of drops, at most once a second per subscriber so a peer
     /// hovering at its limit cannot flood the log (the counters still count every drop).
-    func logDropEpisode(_ subscriber: PeerPointer, queued: Int) {
+    func logDropEpisode(_ subscriber: PeerPointer, queued: Int, overUIDQuota: Bool) {
         let now = clock
         guard now - subscriber.pointee.lastDropLog >= 1 else { return }
         subscriber.pointee.lastDropLog = now
         logger.warning(
-            "subscriber over its output limit; dropping its messages until it catches up",
+            overUIDQuota
+                ? "subscriber behind while its uid is at its queued-output quota; dropping its messages until it catches up"
+                : "subscriber over its output limit; dropping its messages until it catches up",
             metadata: peerMetadata(subscriber, [
                 "queued": "\(queued)", "limit": "\(subscriber.pointee.outputLimit)",
+                "uid_queued": "\(subscriber.pointee.queuedOutput.pointee.bytes)",
+                "uid_quota": "\(configuration.maxQueuedBytesPerUID)",
                 "dropped_so_far": "\(subscriber.pointee.totalDropped)",
             ]))
     }

@@ -23,3 +23,54 @@ extension BrokerCore {
     /// `uid`'s current usage (zero if it has nothing on the bus).
     func usage(of uid: UInt32) -> UserUsage { usageByUID[uid, default: UserUsage()] }
 }
+
+/// Bytes queued for one uid's connections, summed: a subscriber's backlog is charged to its
+/// uid (``BrokerConfiguration/maxQueuedBytesPerUID``). Each connection of the uid holds a
+/// pointer to it, so the router charges a delivery with one addition, no lookup.
+struct QueuedOutput {
+    /// Bytes queued for all the uid's connections.
+    var bytes = 0
+    /// Connections holding a pointer to this record; it is freed when the last one goes.
+    var holders = 0
+}
+
+typealias QueuedOutputPointer = UnsafeMutablePointer<QueuedOutput>
+
+extension BrokerCore {
+    /// The queued-output record of `uid`, created for its first connection; the caller
+    /// becomes a holder until ``releaseQueuedOutput(of:)``.
+    func holdQueuedOutput(of uid: UInt32) -> QueuedOutputPointer {
+        let record: QueuedOutputPointer
+        if let existing = queuedOutputByUID[uid] {
+            record = existing
+        } else {
+            record = QueuedOutputPointer.allocate(capacity: 1)
+            record.initialize(to: QueuedOutput())
+            queuedOutputByUID[uid] = record
+        }
+        record.pointee.holders += 1
+        return record
+    }
+
+    /// `peer` is gone: what is still queued for it no longer counts, and its uid's record is
+    /// freed with its last connection.
+    func releaseQueuedOutput(of peer: PeerPointer) {
+        let record = peer.pointee.queuedOutput
+        record.pointee.bytes -= peer.pointee.output.count
+        record.pointee.holders -= 1
+        if record.pointee.holders == 0 {
+            queuedOutputByUID[peer.pointee.credentials.uid] = nil
+            record.deinitialize(count: 1)
+            record.deallocate()
+        }
+    }
+
+    /// The server (or a test) wrote `count` bytes of `peer`'s output.
+    func consumeOutput(of peer: PeerPointer, _ count: Int) {
+        peer.pointee.output.consume(count)
+        peer.pointee.queuedOutput.pointee.bytes -= count
+    }
+
+    /// Bytes queued for every connection of `uid`.
+    func queuedBytes(of uid: UInt32) -> Int { queuedOutputByUID[uid]?.pointee.bytes ?? 0 }
+}

@@ -61,6 +61,9 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .customLong("max-subscriptions-per-uid"), help: ArgumentHelp("Most subscriptions one user id may hold over all its connections (default: \(BrokerConfiguration().maxSubscriptionsPerUID)).", valueName: "count"))
     var maxSubscriptionsPerUID: Int?
 
+    @Option(name: .customLong("max-queued-bytes-per-uid"), help: ArgumentHelp("Bytes queued for one user id's subscribers together; past it, those that are behind are handled by their slow-consumer policy (default: 256M).", valueName: "bytes"))
+    var maxQueuedBytesPerUID: ByteCount?
+
     @Option(name: .customLong("max-handshaking"), help: ArgumentHelp("Most connections that may be in the handshake (no WELCOME yet) at once (default: \(BrokerConfiguration().maxHandshakingConnections)).", valueName: "count"))
     var maxHandshaking: Int?
 
@@ -85,6 +88,9 @@ struct HeralddCommand: ParsableCommand {
         }
         if let outputLimit, outputLimit.value < BrokerConfiguration.minimumOutputLimit {
             throw ValidationError("--output-limit must be at least \(BrokerConfiguration.minimumOutputLimit) bytes")
+        }
+        if let maxQueuedBytesPerUID, maxQueuedBytesPerUID.value < BrokerConfiguration.minimumOutputLimit {
+            throw ValidationError("--max-queued-bytes-per-uid must be at least \(BrokerConfiguration.minimumOutputLimit) bytes")
         }
         if let maxTopicLength, !(1...ProtocolLimits.maxTopicLengthCeiling).contains(maxTopicLength) {
             throw ValidationError("--max-topic-length must be between 1 and \(ProtocolLimits.maxTopicLengthCeiling)")
@@ -215,6 +221,7 @@ extension HeralddCommand {
         if let maxConnections { configuration.maxConnections = maxConnections }
         if let maxConnectionsPerUID { configuration.maxConnectionsPerUID = maxConnectionsPerUID }
         if let maxSubscriptionsPerUID { configuration.maxSubscriptionsPerUID = maxSubscriptionsPerUID }
+        if let maxQueuedBytesPerUID { configuration.maxQueuedBytesPerUID = maxQueuedBytesPerUID.value }
         if let maxHandshaking { configuration.maxHandshakingConnections = maxHandshaking }
         if let maxHandshakingPerUID { configuration.maxHandshakingConnectionsPerUID = maxHandshakingPerUID }
         if let frameTimeout { configuration.frameTimeout = frameTimeout }

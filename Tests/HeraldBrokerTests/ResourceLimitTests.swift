@@ -152,4 +152,69 @@ struct UserQuotaTests {
         harness.core.remove(a, reason: "gone")
         #expect(harness.core.usage(of: 1000).subscriptions == 0 && harness.core.usage(of: 1000).connections == 0)
     }
+
+    /// The sum kept per uid equals what is queued for its connections, whatever happened.
+    static func expectConsistentAccounting(_ harness: CoreHarness, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(harness.broker.queuedOutputIsConsistent(), sourceLocation: sourceLocation)
+    }
+
+    @Test func queuedOutputIsChargedToTheUIDAndOnlyLaggingSubscribersPay() {
+        let harness = CoreHarness {
+            $0.maxQueuedBytesPerUID = 400 << 10
+            $0.outputLimit = 1 << 20
+            $0.extraAllowedUIDs = [2000, 3000]
+        }
+        let publisher = harness.connect(uid: 1000)
+        // Three subscribers of uid 2000 that never read, one of the same uid that keeps up,
+        // and one of another uid that never reads.
+        let lagging = (0..<3).map { _ in harness.connect(uid: 2000) }
+        let keepingUp = harness.connect(uid: 2000)
+        let otherUser = harness.connect(uid: 3000)
+        for (index, subscriber) in (lagging + [keepingUp, otherUser]).enumerated() {
+            harness.subscribe(subscriber, "load", id: UInt32(index + 1))
+        }
+        let payload = [UInt8](repeating: 7, count: 1024)
+        var keptUp = 0
+        for _ in 0..<300 {
+            harness.publish(publisher, "load", payload)
+            keptUp += CoreHarness.payloads(harness.drain(keepingUp)).count
+        }
+        Self.expectConsistentAccounting(harness)
+        let uidQueued = harness.core.queuedBytes(of: 2000)
+        #expect(uidQueued <= (400 << 10) + 1100, "uid 2000 holds \(uidQueued) bytes")
+        #expect(lagging.allSatisfy { $0.totalDropped > 0 && $0.state == .active })
+        #expect(keptUp == 300, "the subscriber that keeps up lost nothing")
+        #expect(otherUser.totalDropped == 0 && otherUser.queuedOutput > 300 * 1024, "another uid is not affected")
+        #expect(harness.core.statistics.queuedQuotaHits > 0)
+        // A lagging subscriber that reads learns how many it lost.
+        var frames = harness.drain(lagging[0])
+        harness.publish(publisher, "load", payload)
+        frames += harness.drain(lagging[0])
+        let announced = frames.reduce(0) { if case .dropped(let notice) = $1 { $0 + Int(notice.messages) } else { $0 } }
+        #expect(announced > 0 && CoreHarness.payloads(frames).count + announced == 301, "every message delivered or announced")
+        Self.expectConsistentAccounting(harness)
+        for subscriber in lagging { harness.core.remove(subscriber, reason: "gone") }
+        harness.core.remove(keepingUp, reason: "gone")
+        #expect(harness.core.queuedBytes(of: 2000) == 0)
+        Self.expectConsistentAccounting(harness)
+    }
+
+    @Test func aLaggingDisconnectSubscriberIsToldItsUIDIsAtItsQuota() {
+        let harness = CoreHarness {
+            $0.maxQueuedBytesPerUID = 300 << 10
+            $0.outputLimit = 1 << 20
+            $0.extraAllowedUIDs = [2000]
+        }
+        let publisher = harness.connect(uid: 1000)
+        let first = harness.connect(uid: 2000, policy: .disconnect)
+        let second = harness.connect(uid: 2000, policy: .disconnect)
+        harness.subscribe(first, "load", id: 1)
+        harness.subscribe(second, "load", id: 1)
+        for _ in 0..<200 { harness.publish(publisher, "load", [UInt8](repeating: 1, count: 1024)) }
+        let closed = [first, second].filter { $0.state == .closing }
+        #expect(closed.count >= 1)
+        let error = closed.first.flatMap { CoreHarness.firstError(harness.drain($0)) }
+        #expect(error?.knownCode == .slowConsumer && error?.message.contains("uid 2000") == true, "\(String(describing: error))")
+        Self.expectConsistentAccounting(harness)
+    }
 }

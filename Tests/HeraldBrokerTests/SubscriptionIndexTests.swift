@@ -61,10 +61,18 @@ struct SubscriptionIndexTests {
 }
 
 extension Peer {
+    /// The queued-output record every detached peer shares (never read by the index).
+    nonisolated(unsafe) static let detachedQueuedOutput: QueuedOutputPointer = {
+        let record = QueuedOutputPointer.allocate(capacity: 1)
+        record.initialize(to: QueuedOutput())
+        return record
+    }()
+
     /// A peer outside any broker, for exercising the index alone.
     static func detached(slot: PeerSlot, id: UInt64) -> Peer {
         let identity = PeerIdentity(uid: 1, gid: 1)
         return Peer(slot: slot, id: id, credentials: PeerCredentials(pid: 1, uid: 1, gid: 1), identity: identity,
-            access: PeerAccess(policy: .open, identity: identity), outputLimit: 1, handshakeDeadline: 0)
+            access: PeerAccess(policy: .open, identity: identity), queuedOutput: detachedQueuedOutput, outputLimit: 1,
+            handshakeDeadline: 0)
     }
 }

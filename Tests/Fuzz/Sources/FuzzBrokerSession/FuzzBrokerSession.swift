@@ -19,6 +19,8 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     configuration.maxFrameSize = 4096
     configuration.partialInputBudget = 16 << 10
     configuration.maxLingeringConnections = 2
+    // Small enough that the per-uid quota on queued output is reached.
+    configuration.maxQueuedBytesPerUID = 8192
     configuration.policy = fuzzPolicies[0]
     let broker = InMemoryBroker(configuration: configuration)
     var connections = 0
@@ -51,6 +53,7 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             position += length
         case 4:
             checkWholeFrames(broker.drainFrames(peers[peer]), broker, peers[peer])
+            guard broker.queuedOutputIsConsistent() else { fatalError("per-uid queued output drifted from the queues") }
         case 5:
             broker.endBatch()
         case 6:
