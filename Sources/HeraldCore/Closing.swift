@@ -81,7 +81,7 @@ extension BrokerCore {
     func enqueue(_ frame: Frame, to peer: PeerPointer, control: Bool = true) {
         if control && peer.pointee.output.count > peer.pointee.outputLimit + configuration.controlReplyAllowance {
             let discarded = peer.pointee.output.truncateToFrameBoundary()
-            peer.pointee.queuedOutput.pointee.bytes -= discarded
+            peer.pointee.chargeQueued(-discarded)
             statistics.repliesNotRead &+= 1
             fail(peer, .repliesNotRead,
                 "more than \(configuration.controlReplyAllowance) bytes of replies piled up past the output limit of "
@@ -90,7 +90,7 @@ extension BrokerCore {
         }
         let bytes = FrameEncoder.encode(frame)
         peer.pointee.output.append(bytes)
-        peer.pointee.queuedOutput.pointee.bytes += bytes.count
+        peer.pointee.chargeQueued(bytes.count)
         touch(peer)
     }
 

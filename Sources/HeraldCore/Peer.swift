@@ -110,6 +110,16 @@ struct Peer: ~Copyable {
         self.handshakeDeadline = handshakeDeadline
     }
 
+    /// Bytes queued for all connections of this peer's uid.
+    var queuedForUID: Int { queuedOutput.pointee.bytes }
+
+    /// Adds `delta` (negative when output is written or discarded) to the uid's queued bytes.
+    /// (A method rather than `peer.pointee.queuedOutput.pointee.bytes += …` at each call site:
+    /// Swift 6.3's ThreadSanitizer instrumentation miscompiles that nested form.)
+    func chargeQueued(_ delta: Int) {
+        queuedOutput.pointee.bytes &+= delta
+    }
+
     /// Whether the server should stop reading this peer's socket.
     var isReadPaused: Bool { blockedOnCount > 0 }
 

@@ -51,7 +51,7 @@ extension BrokerCore {
         for position in 0..<routeCount {
             let subscriber = route[position]
             let queued = subscriber.pointee.output.count
-            let uidQueued = subscriber.pointee.queuedOutput.pointee.bytes
+            let uidQueued = subscriber.pointee.queuedForUID
             if (queued > 0 && queued + deliveryLength > subscriber.pointee.outputLimit)
                 || subscriber.pointee.pendingDroppedMessages != 0
                 || (uidQueued + deliveryLength > uidQuota && queued > BrokerConfiguration.laggingBacklog)
@@ -63,7 +63,7 @@ extension BrokerCore {
             sender.store(to: out + senderOffset)
             (out + topicOffset).copyMemory(from: topic, byteCount: bodyLength)
             subscriber.pointee.output.commit(deliveryLength)
-            subscriber.pointee.queuedOutput.pointee.bytes &+= deliveryLength
+            subscriber.pointee.chargeQueued(deliveryLength)
             subscriber.pointee.messagesReceived &+= 1
             delivered &+= 1
             touch(subscriber)

@@ -13,7 +13,7 @@ extension BrokerCore {
         // Only a subscriber that is itself behind pays for its uid's quota: its siblings
         // that keep up are not affected.
         let overUIDQuota = queued > BrokerConfiguration.laggingBacklog
-            && subscriber.pointee.queuedOutput.pointee.bytes + length > configuration.maxQueuedBytesPerUID
+            && subscriber.pointee.queuedForUID + length > configuration.maxQueuedBytesPerUID
         if overUIDQuota { statistics.queuedQuotaHits &+= 1 }
         switch subscriber.pointee.policy {
         case .drop:
@@ -38,11 +38,11 @@ extension BrokerCore {
             logger.warning(
                 "disconnecting slow consumer",
                 metadata: peerMetadata(subscriber, ["queued": "\(queued)", "limit": "\(limit)",
-                    "uid_queued": "\(subscriber.pointee.queuedOutput.pointee.bytes)", "uid_quota": "\(quota)"]))
+                    "uid_queued": "\(subscriber.pointee.queuedForUID)", "uid_quota": "\(quota)"]))
             // What is queued beyond the frame being written is lost anyway; cut it so the
             // ERROR reaches the subscriber right after the last whole message.
             let discarded = subscriber.pointee.output.truncateToFrameBoundary()
-            subscriber.pointee.queuedOutput.pointee.bytes -= discarded
+            subscriber.pointee.chargeQueued(-discarded)
             let why = overUIDQuota && queued + length <= limit
                 ? "fell \(queued) bytes behind while uid \(uid)'s connections had the maximum of \(quota) bytes queued (slow-consumer policy: disconnect)"
                 : "fell more than \(limit) bytes behind (slow-consumer policy: disconnect)"
@@ -75,7 +75,7 @@ extension BrokerCore {
                 : "subscriber over its output limit; dropping its messages until it catches up",
             metadata: peerMetadata(subscriber, [
                 "queued": "\(queued)", "limit": "\(subscriber.pointee.outputLimit)",
-                "uid_queued": "\(subscriber.pointee.queuedOutput.pointee.bytes)",
+                "uid_queued": "\(subscriber.pointee.queuedForUID)",
                 "uid_quota": "\(configuration.maxQueuedBytesPerUID)",
                 "dropped_so_far": "\(subscriber.pointee.totalDropped)",
             ]))

@@ -68,7 +68,7 @@ extension BrokerCore {
     /// The server (or a test) wrote `count` bytes of `peer`'s output.
     func consumeOutput(of peer: PeerPointer, _ count: Int) {
         peer.pointee.output.consume(count)
-        peer.pointee.queuedOutput.pointee.bytes -= count
+        peer.pointee.chargeQueued(-count)
     }
 
     /// Bytes queued for every connection of `uid`.

@@ -19,4 +19,18 @@ struct BenchSmokeTests {
         }
         #expect(Set((results ?? []).compactMap { $0["workload"] as? String }) == ["W1", "W4"])
     }
+
+    /// W7: the round trips alone and under a flood (as nobody when run as root), both reported.
+    @Test func fairnessWorkloadReportsBothPhases() throws {
+        let cli = try CLIProcess(["bench", "--spawn-broker", "--workloads", "W7", "--messages", "2000", "--json"])
+        cli.write("", close: true)
+        #expect(cli.waitForExit(timeout: 100) == 0, "stderr: \(cli.standardError.suffix(2000))")
+        let json = try JSONSerialization.jsonObject(with: Data(cli.standardOutput.utf8)) as? [String: Any]
+        let result = (json?["results"] as? [[String: Any]])?.first
+        #expect(result?["status"] as? String == "ok", "\(result?["problems"] ?? "")")
+        let fairness = result?["fairness"] as? [String: Any]
+        #expect((fairness?["quiet_p99_micros"] as? Double ?? 0) > 0 && (fairness?["flooded_p99_micros"] as? Double ?? 0) > 0)
+        #expect((fairness?["flood_sent"] as? Int ?? 0) > 0, "the flood ran")
+        if getuid() == 0 { #expect(fairness?["flood_uid"] as? Int == 65534, "as root, the flood runs as nobody") }
+    }
 }

@@ -120,6 +120,7 @@ struct BenchCommand: AsyncParsableCommand {
             _exit(130)
         }
         defer { signals.cancel() }
+        defer { ExecutableCopy.removeAll() }
 
         let executable = currentExecutablePath()
         var heraldd: String?
@@ -170,7 +171,9 @@ struct BenchCommand: AsyncParsableCommand {
         if let heraldd {
             address = "@herald-bench/\(getpid())/\(number)"
             do {
-                spawned = try await SpawnedBroker.start(executable: heraldd, address: address)
+                // W7's flood runs as nobody when bench runs as root: the private broker admits it.
+                let admit = plan.workload == .w7 && getuid() == 0 ? ["--allow-uid", "\(WorkloadRunner.floodUID)"] : []
+                spawned = try await SpawnedBroker.start(executable: heraldd, address: address, arguments: admit)
             } catch {
                 progress.finish("herald bench: \(error)")
                 throw ExitCode(ExitStatus.noConnection)
@@ -223,6 +226,9 @@ struct BenchCommand: AsyncParsableCommand {
         var line = "\(result.label): "
         if let t = result.throughput {
             line += "\(BenchFormat.short(t.deliveredPerSecond)) msg/s delivered, fraction \(BenchFormat.fixed(t.deliveredFractionMin, 4))"
+        } else if let f = result.fairness {
+            line += "uid \(f.pingUID) round trip p99 \(BenchFormat.fixed(f.quietP99Micros, 1)) us alone, "
+                + "\(BenchFormat.fixed(f.floodedP99Micros, 1)) us while uid \(f.floodUID) floods (\(BenchFormat.fixed(f.p99Ratio, 2))x)"
         } else if let l = result.latency {
             line += "p50 \(BenchFormat.fixed(l.p50Micros, 1)) us, p99 \(BenchFormat.fixed(l.p99Micros, 1)) us"
         } else if let l = result.library {

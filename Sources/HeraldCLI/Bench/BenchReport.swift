@@ -96,6 +96,19 @@ struct BenchReport: Codable, Sendable {
                         BenchFormat.percent(result.resources.clientCPUPercent),
                     ]])
             }
+            if let fairness = result.fairness {
+                let sameUser = fairness.pingUID == fairness.floodUID
+                out += "\n\(result.label): uid \(fairness.pingUID)'s round trips alone, then while "
+                out += sameUser ? "another connection of the same uid floods (run as root to flood as nobody)\n" : "uid \(fairness.floodUID) floods\n"
+                out += table(
+                    ["uid \(fairness.pingUID) round trip", "p50 us", "p99 us", "flood msg/s"],
+                    [
+                        ["alone", BenchFormat.fixed(fairness.quietP50Micros, 1), BenchFormat.fixed(fairness.quietP99Micros, 1), "-"],
+                        ["under the flood", BenchFormat.fixed(fairness.floodedP50Micros, 1), BenchFormat.fixed(fairness.floodedP99Micros, 1),
+                            BenchFormat.short(fairness.floodPerSecond)],
+                        ["ratio", BenchFormat.fixed(fairness.p50Ratio, 2) + "x", BenchFormat.fixed(fairness.p99Ratio, 2) + "x", ""],
+                    ])
+            }
             if let slow = result.slowConsumer {
                 out += "\n\(result.label): subscriber 0 stops reading for 2 s after its first message\n"
                 out += "  promise: \(slow.promise)\n"

@@ -68,6 +68,22 @@ struct BenchResult: Codable, Sendable {
         var brokerRSSPeakKibibytes: Int?
     }
 
+    /// W7: one user's round trips alone and while another user floods the broker.
+    struct Fairness: Codable, Sendable {
+        var pingUID: UInt32
+        var floodUID: UInt32
+        var quietP50Micros: Double
+        var quietP99Micros: Double
+        var floodedP50Micros: Double
+        var floodedP99Micros: Double
+        /// Flooded ÷ alone.
+        var p50Ratio: Double
+        var p99Ratio: Double
+        /// Messages per second the flooder published while the round trips were measured.
+        var floodPerSecond: Double
+        var floodSent: UInt64
+    }
+
     /// L1: the library alone, and how it compares with the broker in the same run.
     struct Library: Codable, Sendable {
         var messages: UInt64
@@ -125,6 +141,7 @@ struct BenchResult: Codable, Sendable {
     var throughput: Throughput?
     var latency: Latency?
     var slowConsumer: SlowConsumer?
+    var fairness: Fairness?
     var library: Library?
     var resources: Resources
 
@@ -165,6 +182,7 @@ struct BenchResult: Codable, Sendable {
         resources.brokerRSSPeakKibibytes = [sampledPeak, lifetimePeak].compactMap { $0 }.max()
         switch plan.workload {
         case .w4: aggregateLatency(plan, record, sampler)
+        case .w7: aggregateFairness(plan, record, sampler)
         case .l1: aggregateLibrary(plan, record)
         default: aggregateThroughput(plan, record, sampler)
         }
@@ -296,6 +314,22 @@ struct BenchResult: Codable, Sendable {
         fillCPU(sampler, pinger.startNanos, pinger.endNanos, clientCPUSeconds: pinger.cpuSeconds + (record.ponger?.cpuSeconds ?? 0))
         if measured.mismatched > 0 { problems.append("\(measured.mismatched) pongs did not echo the ping just sent") }
         if measured.roundTrips < UInt64(plan.messages) { problems.append("only \(measured.roundTrips) of \(plan.messages) round trips") }
+    }
+
+    private mutating func aggregateFairness(_ plan: BenchPlan, _ record: BenchRecord, _ sampler: BrokerSampler) {
+        aggregateLatency(plan, record, sampler)
+        guard let quiet = record.quietPinger?.latency, let flooded = latency, let flooder = record.flooder else {
+            problems.append("W7 is missing the round trips alone or the flooder's report")
+            return
+        }
+        if let error = flooder.error { problems.append("flooder: \(error)") }
+        fairness = Fairness(
+            pingUID: record.pingUID ?? 0, floodUID: record.floodUID ?? 0,
+            quietP50Micros: quiet.p50Micros, quietP99Micros: quiet.p99Micros,
+            floodedP50Micros: flooded.p50Micros, floodedP99Micros: flooded.p99Micros,
+            p50Ratio: flooded.p50Micros / max(1e-9, quiet.p50Micros), p99Ratio: flooded.p99Micros / max(1e-9, quiet.p99Micros),
+            floodPerSecond: Double(flooder.sent) / max(1e-9, secondsBetween(flooder.startNanos, flooder.endNanos)),
+            floodSent: flooder.sent)
     }
 
     private mutating func aggregateLibrary(_ plan: BenchPlan, _ record: BenchRecord) {

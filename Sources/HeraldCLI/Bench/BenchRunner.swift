@@ -1,3 +1,4 @@
+import Herald
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,6 +9,12 @@ struct BenchRecord {
     var subscribers: [SubscriberReport] = []
     var pinger: PingerReport?
     var ponger: PongerReport?
+    /// W7: the round trips measured alone, before the flood (`pinger` holds those under it),
+    /// the flooder's report, and the uids of the flooding and of the measured side.
+    var quietPinger: PingerReport?
+    var flooder: PublisherReport?
+    var floodUID: UInt32?
+    var pingUID: UInt32?
     var library: LibraryReport?
     /// When the parent said `go`, and when the last result arrived (CLOCK_MONOTONIC ns).
     var goAt: UInt64 = 0
@@ -44,6 +51,8 @@ final class WorkloadRunner {
         switch plan.workload {
         case .w4:
             return try runLatency()
+        case .w7:
+            return try runFairness()
         case .l1:
             return try runLibrary()
         default:
@@ -91,6 +100,53 @@ final class WorkloadRunner {
         return record
     }
 
+    /// W7: uid B's round trips (W4's pinger and ponger) alone, then while uid A floods the
+    /// broker (a flooder publishing as fast as it can to a `drop` subscriber). As root, uid A
+    /// is `nobody` (its workers run under setpriv; the spawned broker admits it); otherwise
+    /// both sides share this process's uid and W7 measures fairness between connections.
+    private func runFairness() throws(BenchError) -> BenchRecord {
+        var record = BenchRecord()
+        let flooderUser = getuid() == 0 ? WorkloadRunner.floodUID : nil
+        record.floodUID = flooderUser ?? getuid()
+        record.pingUID = getuid()
+
+        try spawn(.ponger, 0)
+        try spawn(.pinger, 0)
+        try wait("the pinger and ponger to subscribe", seconds: 30) { self.workers.allSatisfy { $0.ready != nil } }
+        sampler.sample()
+        record.goAt = monotonicNanos()
+        for worker in workers where worker.role == .pinger { worker.send(.go) }
+        try wait("the pinger (alone)", seconds: timeout) { self.all(.pinger) { $0.result != nil } }
+        record.quietPinger = workers.compactMap { $0.result?.pinger }.first
+        endWorkers()
+
+        try spawn(.subscriber, 0, asUser: flooderUser)
+        try spawn(.flooder, 0, asUser: flooderUser)
+        try spawn(.ponger, 0)
+        try spawn(.pinger, 0)
+        try wait("the flood and the pinger to connect", seconds: 30) { self.workers.allSatisfy { $0.ready != nil } }
+        for worker in workers where worker.role == .flooder { worker.send(.go) }
+        // The flood is under way (its progress counter moved) before the first ping.
+        try wait("the flood to start", seconds: 30) { self.workers.contains { $0.role == .flooder && $0.progress > 0 } }
+        for worker in workers where worker.role == .pinger { worker.send(.go) }
+        try wait("the pinger (under the flood)", seconds: timeout) { self.all(.pinger) { $0.result != nil } }
+        for worker in workers where worker.role == .flooder { worker.send(.done) }
+        try wait("the flooder", seconds: 30) { self.all(.flooder) { $0.result != nil } }
+        for worker in workers where worker.role == .subscriber || worker.role == .ponger { worker.send(.done) }
+        try wait("the flood subscriber and the ponger", seconds: 30) {
+            self.all(.subscriber) { $0.result != nil } && self.all(.ponger) { $0.result != nil }
+        }
+        sampler.sample()
+        record.endAt = monotonicNanos()
+        record.pinger = workers.compactMap { $0.result?.pinger }.first
+        record.ponger = workers.compactMap { $0.result?.ponger }.first
+        record.flooder = workers.compactMap { $0.result?.publisher }.first
+        return record
+    }
+
+    /// The uid W7's flood runs as when herald bench runs as root: `nobody`.
+    static let floodUID: UInt32 = 65534
+
     private func runLibrary() throws(BenchError) -> BenchRecord {
         try spawn(.library, 0)
         try wait("the library worker to start", seconds: 30) { self.workers.allSatisfy { $0.ready != nil } }
@@ -105,15 +161,29 @@ final class WorkloadRunner {
 
     // MARK: - Workers
 
-    private func spawn(_ role: BenchWorkerCommand.Role, _ index: Int) throws(BenchError) {
+    /// Starts a worker; with `asUser`, as that uid (through setpriv, from a copy of this
+    /// executable that the user can run).
+    private func spawn(_ role: BenchWorkerCommand.Role, _ index: Int, asUser user: UInt32? = nil) throws(BenchError) {
+        // W7's flood goes to a subscriber that drops what it cannot take: the flood must not
+        // be slowed by its own subscriber, only by the broker's fairness.
+        let policy = plan.workload == .w7 && role == .subscriber ? SlowConsumerPolicy.drop : plan.policy
+        // W7's flood runs until it is told to stop: its subscriber must not stop at a count.
+        let messages = plan.workload == .w7 && (role == .flooder || role == .subscriber) ? 1 << 40 : plan.messages
         let arguments = [
             "bench-worker", "--role", role.rawValue, "--index", "\(index)", "--address", address,
-            "--messages", "\(plan.messages)", "--publishers", "\(max(1, plan.workload.publishers))",
-            "--size", "\(plan.size)", "--slow-consumer", "\(plan.policy)",
+            "--messages", "\(messages)", "--publishers", "\(max(1, plan.workload.publishers))",
+            "--size", "\(plan.size)", "--slow-consumer", "\(policy)",
             "--stall-ms", "\(role == .subscriber && index == 0 ? plan.stallMilliseconds : 0)",
-            "--idle-ms", "\(plan.idleMilliseconds)", "--warmup", "\(plan.warmup)",
+            "--idle-ms", "\(plan.workload == .w7 ? 100 : plan.idleMilliseconds)", "--warmup", "\(plan.warmup)",
         ]
-        let process = try ChildProcess.spawn(executable, arguments, pipes: true)
+        let process: ChildProcess
+        if let user {
+            let copy = try ExecutableCopy.shared(of: executable)
+            process = try ChildProcess.spawn(
+                "/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", copy] + arguments, pipes: true)
+        } else {
+            process = try ChildProcess.spawn(executable, arguments, pipes: true)
+        }
         workers.append(BenchWorkerProcess(role: role, index: index, process: process))
     }
 

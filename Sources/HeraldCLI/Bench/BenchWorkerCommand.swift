@@ -13,10 +13,10 @@ struct BenchWorkerCommand: AsyncParsableCommand {
 
     /// What a worker does.
     enum Role: String, ExpressibleByArgument, Codable, Sendable, CaseIterable {
-        case publisher, subscriber, pinger, ponger, library
+        case publisher, subscriber, pinger, ponger, library, flooder
     }
 
-    @Option(help: "publisher, subscriber, pinger, ponger or library.")
+    @Option(help: "publisher, subscriber, pinger, ponger, library or flooder.")
     var role: Role
 
     @Option(help: "Publisher or subscriber index (publishers stamp it into every message).")
@@ -67,6 +67,7 @@ struct BenchWorkerCommand: AsyncParsableCommand {
             case .pinger: try await BenchPinger(settings: settings, channel: channel).run()
             case .ponger: try await BenchPonger(settings: settings, channel: channel).run()
             case .library: try await BenchLibrary(settings: settings, channel: channel).run()
+            case .flooder: try await BenchFlooder(settings: settings, channel: channel).run()
             }
         } catch let error as HeraldError {
             channel.fail(error.description)

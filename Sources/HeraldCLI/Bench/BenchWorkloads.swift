@@ -1,9 +1,9 @@
 import Herald
 
-/// The workloads of `herald bench`: those of the peer harness in shared/peers (W1–W6), plus
-/// L1, the client library measured without a broker.
+/// The workloads of `herald bench`: those of the peer harness in shared/peers (W1–W6), W7
+/// (fairness between users), and L1, the client library measured without a broker.
 enum BenchWorkload: String, CaseIterable, Codable, Sendable {
-    case w1 = "W1", w2 = "W2", w3 = "W3", w4 = "W4", w5 = "W5", w6 = "W6", l1 = "L1"
+    case w1 = "W1", w2 = "W2", w3 = "W3", w4 = "W4", w5 = "W5", w6 = "W6", w7 = "W7", l1 = "L1"
 
     /// What it measures, in a few words.
     var summary: String {
@@ -14,6 +14,7 @@ enum BenchWorkload: String, CaseIterable, Codable, Sendable {
         case .w4: "round-trip latency, one in flight"
         case .w5: "1 -> 1, 4 KiB payloads"
         case .w6: "slow consumer: 1 -> 2, subscriber 0 stalls 2 s"
+        case .w7: "fairness: uid B's round trips, alone and while uid A floods"
         case .l1: "client library alone, one task each way"
         }
     }
@@ -22,7 +23,7 @@ enum BenchWorkload: String, CaseIterable, Codable, Sendable {
     var publishers: Int {
         switch self {
         case .w3: 4
-        case .w4, .l1: 0
+        case .w4, .w7, .l1: 0
         default: 1
         }
     }
@@ -32,7 +33,7 @@ enum BenchWorkload: String, CaseIterable, Codable, Sendable {
         switch self {
         case .w2: 8
         case .w6: 2
-        case .w4, .l1: 0
+        case .w4, .w7, .l1: 0
         default: 1
         }
     }
@@ -47,6 +48,7 @@ enum BenchWorkload: String, CaseIterable, Codable, Sendable {
         case .w4: 25_000
         case .w5: 600_000
         case .w6: 6_000_000
+        case .w7: 10_000
         case .l1: 8_000_000
         }
     }
@@ -82,6 +84,7 @@ struct BenchPlan: Sendable {
         case .w4: "W4 ping-pong \(BenchFormat.bytes(size))"
         case .w5: "W5 1->1 \(BenchFormat.bytes(size))"
         case .w6: "W6 slow consumer (\(policy))"
+        case .w7: "W7 fairness \(BenchFormat.bytes(size))"
         case .l1: "L1 library \(BenchFormat.bytes(size))"
         }
     }
