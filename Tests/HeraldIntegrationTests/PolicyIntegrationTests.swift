@@ -187,4 +187,68 @@ struct PolicyIntegrationTests {
         let (status, _, _) = try CLIProcess.run(["pub", "--address", broker.address, "root-only/x", "1"])
         #expect(status == 0)
     }
+
+    /// A client run as nobody claims to be root through every field it sends (its name, a
+    /// sender block in its payload, undefined flags): deliveries carry its kernel identity
+    /// and the policy treats it as nobody.
+    @Test(.enabled(if: getuid() == 0, "needs root to run the forger as another user"))
+    func aClientCannotForgeItsIdentity() async throws {
+        let config = try ConfigFile("""
+            [connect]
+            users = ["nobody"]
+
+            [[rule]]
+            topics = "forge/root-only"
+            users = ["root"]
+            publish = "allow"
+            subscribe = "allow"
+
+            [[rule]]
+            topics = "forge/root-only"
+            publish = "deny"
+
+            [[rule]]
+            topics = "forge/secret"
+            users = ["root"]
+            subscribe = "allow"
+
+            [[rule]]
+            topics = "forge/secret"
+            subscribe = "deny"
+            """)
+        let broker = try BrokerProcess(["--config", config.path])
+        let bus = try await Bus.connect(to: broker.address)
+        defer { Task { await bus.close() } }
+        let forged = try await bus.subscribe("forge/#")
+
+        let script = config.directory.appendingPathComponent("forger.py").path
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/forger.py")
+        try FileManager.default.copyItem(atPath: source.path, toPath: script)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: script)
+        let forger = try CLIProcess([script, broker.address], executable: "/usr/bin/python3",
+            prefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        defer { forger.write("", close: true) }
+        let pidLine = try #require(try await BlockingWork.run { forger.waitForLine { $0.hasPrefix("pid ") } })
+        let forgerPID = UInt32(pidLine.dropFirst(4))
+        let done = try await BlockingWork.run { forger.waitForLine { $0 == "done" } }
+        #expect(done != nil, "\(forger.standardError)")
+
+        let errors = forger.lines.filter { $0.hasPrefix("error ") }
+        #expect(errors.contains { $0.hasPrefix("error 18 2 ") }, "undefined flags: \(errors)")
+        #expect(errors.contains { $0.hasPrefix("error 24 3 ") && $0.hasSuffix("\(config.path):10") }, "root's topic: \(errors)")
+        #expect(errors.contains { $0.hasPrefix("error 24 7 ") && $0.hasSuffix("\(config.path):19") }, "root's subscription: \(errors)")
+
+        try await bus.publish("forge/open", "marker")
+        try await bus.flush()
+        var received: [Message] = []
+        for try await message in forged {
+            received.append(message)
+            if message.string == "marker" { break }
+        }
+        #expect(received.count == 2, "only the forger's first PUBLISH and the marker: \(received.map(\.topic))")
+        let fromForger = try #require(received.first)
+        #expect(fromForger.sender.uid == 65534 && fromForger.sender.gid == 65534 && fromForger.sender.pid == forgerPID)
+        #expect(fromForger.payload.count == 24 + 9, "the forged sender block is just payload")
+        #expect(broker.log.contains("uid=65534"))
+    }
 }

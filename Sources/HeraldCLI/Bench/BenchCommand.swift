@@ -19,10 +19,13 @@ struct BenchCommand: AsyncParsableCommand {
               W4  round-trip latency, one in flight (bench/ping -> ponger -> bench/pong)
               W5  1 -> 1 with 4 KiB payloads (also MB/s)
               W6  slow consumer: 1 -> 2, subscriber 0 stalls 2 s; --slow-consumer policy
+              W7  fairness: W4's round trips alone, then while another user floods the broker
+                  (as root, the flood runs as nobody and --spawn-broker admits it)
               L1  the client library alone, against a loopback broker
 
             W4 does 1000 warm-up round trips, then N measured ones (HdrHistogram percentiles). \
-            W6 reports what the policy promises and whether it was kept. L1 measures how fast one \
+            W6 reports what the policy promises and whether it was kept. W7 reports the round \
+            trips' p50/p99 both ways and their ratio. L1 measures how fast one \
             task publishes into the library and one task receives from it, against a stand-in \
             broker that costs next to nothing, and compares both with W1 of the same run.
 
@@ -50,7 +53,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: ArgumentHelp("Comma-separated workloads: W1,W2,W3,W4,W5,W6,L1, or all.", valueName: "list"))
+    @Option(help: ArgumentHelp("Comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,L1, or all.", valueName: "list"))
     var workloads = "all"
 
     @Option(help: ArgumentHelp(
