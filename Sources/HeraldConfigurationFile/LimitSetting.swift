@@ -4,25 +4,42 @@ import HeraldProtocol
 /// The `[limits]` a configuration file may set, each the same as one heraldd flag of the
 /// same name (a flag given on the command line overrides the file).
 public enum LimitSetting: String, CaseIterable, Sendable {
+    /// ``BrokerConfiguration/maxConnections`` (still held to the descriptor limit).
     case maxConnections = "max-connections"
+    /// ``BrokerConfiguration/maxConnectionsPerUID``.
     case maxConnectionsPerUID = "max-connections-per-uid"
+    /// ``BrokerConfiguration/maxSubscriptionsPerPeer``.
     case maxSubscriptions = "max-subscriptions"
+    /// ``BrokerConfiguration/maxSubscriptionsPerUID``.
     case maxSubscriptionsPerUID = "max-subscriptions-per-uid"
+    /// ``BrokerConfiguration/maxQueuedBytesPerUID`` (bytes).
     case maxQueuedBytesPerUID = "max-queued-bytes-per-uid"
+    /// ``BrokerConfiguration/maxHandshakingConnections``.
     case maxHandshaking = "max-handshaking"
+    /// ``BrokerConfiguration/maxHandshakingConnectionsPerUID``.
     case maxHandshakingPerUID = "max-handshaking-per-uid"
+    /// ``BrokerConfiguration/maxFrameSize`` (bytes).
     case maxFrameSize = "max-frame-size"
+    /// ``BrokerConfiguration/maxTopicLength`` (bytes).
     case maxTopicLength = "max-topic-length"
+    /// ``BrokerConfiguration/outputLimit`` (bytes).
     case outputLimit = "output-limit"
+    /// ``BrokerConfiguration/partialInputBudget`` (bytes).
     case partialInputBudget = "partial-input-budget"
+    /// ``BrokerConfiguration/frameTimeout`` (seconds).
     case frameTimeout = "frame-timeout"
+    /// ``BrokerConfiguration/handshakeTimeout`` (seconds).
     case handshakeTimeout = "handshake-timeout"
+    /// ``BrokerConfiguration/defaultSlowConsumerPolicy``: "drop", "disconnect" or "backpressure".
     case slowConsumer = "slow-consumer"
 
     /// A value read from the file, already checked.
     public enum Value: Sendable, Equatable, CustomStringConvertible {
+        /// A count or a number of bytes.
         case count(Int)
+        /// A duration.
         case seconds(Double)
+        /// A slow-consumer policy.
         case policy(SlowConsumerPolicy)
 
         public var description: String {
