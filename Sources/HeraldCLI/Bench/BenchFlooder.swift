@@ -31,12 +31,7 @@ struct BenchFlooder {
         } catch {
             failure = error.description
         }
-        let end = monotonicNanos()
-        channel.progress.store(sequence, ordering: .relaxed)
-        var message = WorkerMessage(event: .result)
-        message.publisher = PublisherReport(
-            sent: sequence, startNanos: start, endNanos: end, cpuSeconds: processCPUSeconds() - cpuStart, error: failure)
-        channel.send(message)
+        channel.sendPublisherResult(sent: sequence, startNanos: start, cpuStart: cpuStart, error: failure)
         await bus.close()
     }
 

@@ -29,12 +29,20 @@ struct BenchPublisher {
         } catch {
             failure = error.description
         }
+        channel.sendPublisherResult(sent: sequence, startNanos: start, cpuStart: cpuStart, error: failure)
+        await bus.close()
+    }
+}
+
+extension WorkerChannel {
+    /// Reports a publishing worker's result: `sent` messages since `startNanos` (until now),
+    /// the CPU used since `cpuStart`, and the error that stopped it, if any.
+    func sendPublisherResult(sent: UInt64, startNanos: UInt64, cpuStart: Double, error: String?) {
         let end = monotonicNanos()
-        channel.progress.store(sequence, ordering: .relaxed)
+        progress.store(sent, ordering: .relaxed)
         var message = WorkerMessage(event: .result)
         message.publisher = PublisherReport(
-            sent: sequence, startNanos: start, endNanos: end, cpuSeconds: processCPUSeconds() - cpuStart, error: failure)
-        channel.send(message)
-        await bus.close()
+            sent: sent, startNanos: startNanos, endNanos: end, cpuSeconds: processCPUSeconds() - cpuStart, error: error)
+        send(message)
     }
 }
