@@ -135,6 +135,26 @@ int herald_peer_credentials_of(int fd, herald_peer_credentials *out) {
     return 0;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#include <sys/syscall.h>
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+int herald_peer_pidfd(int fd, int pid) {
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
+        fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+        return pidfd;
+    }
+    if (errno == EMFILE || errno == ENFILE) return -1;
+    // pidfd_open's descriptors are close-on-exec already.
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
 #endif

@@ -156,6 +156,20 @@ public final class BrokerCore {
         return nil
     }
 
+    /// The process that opened the connection in `slot` exited, but the connection is still
+    /// open: a process that inherited the socket (or was passed it) holds it now. Its
+    /// deliveries name pid 0 from now on, so a reused pid is never taken for the sender;
+    /// uid and gid stay (they are what the kernel checked at connect). Logged and counted.
+    public func processExited(_ slot: PeerSlot) {
+        guard let peer = peers[slot], peer.pointee.isOpen, !peer.pointee.processGone else { return }
+        peer.pointee.processGone = true
+        peer.pointee.senderCredentials.pid = 0
+        statistics.connectionsOutlivingProcess &+= 1
+        logger.notice(
+            "the process that opened this connection exited; another process holds it now, and its messages name pid 0",
+            metadata: peerMetadata(peer, [:]))
+    }
+
     /// Refuses the connection in `slot` with a fatal ERROR that gets one write attempt.
     public func refuse(_ slot: PeerSlot, _ code: ErrorCode, _ message: String) {
         guard let peer = peers[slot] else { return }

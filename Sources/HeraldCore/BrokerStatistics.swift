@@ -37,6 +37,8 @@ public struct BrokerStatistics: Sendable, Equatable {
     /// Deliveries to a lagging subscriber whose uid was at its queued-output quota (each then
     /// handled by the subscriber's slow-consumer policy: dropped, disconnect, or publisher paused).
     public var queuedQuotaHits: UInt64 = 0
+    /// Connections whose opening process exited while they stayed open (pid 0 from then on).
+    public var connectionsOutlivingProcess: UInt64 = 0
     /// PUBLISH and SUBSCRIBE requests refused by the policy (`forbidden`).
     public var policyDenials: UInt64 = 0
     /// Subscriptions removed because a reloaded policy denies them.

@@ -26,6 +26,11 @@ struct Peer: ~Copyable {
     let slot: PeerSlot
     let id: UInt64
     let credentials: PeerCredentials
+    /// What deliveries name as the sender: `credentials`, with pid 0 once the process that
+    /// connected has exited while the connection lives on (its pid may be reused).
+    var senderCredentials: PeerCredentials
+    /// Whether the process that connected has exited (the connection is held by another).
+    var processGone = false
     /// Credentials plus supplementary groups: what the policy is checked against.
     let identity: PeerIdentity
     /// The policy as it applies to this peer (shared by peers with the same identity;
@@ -103,6 +108,7 @@ struct Peer: ~Copyable {
         self.slot = slot
         self.id = id
         self.credentials = credentials
+        self.senderCredentials = credentials
         self.identity = identity
         self.access = access
         self.queuedOutput = queuedOutput

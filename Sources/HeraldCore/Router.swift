@@ -41,7 +41,7 @@ extension BrokerCore {
         let senderOffset = FrameHeader.size
         let topicOffset = senderOffset + SenderBlock.size
         let deliveryLength = topicOffset + bodyLength
-        let sender = SenderBlock(senderID: publisher.pointee.id, credentials: publisher.pointee.credentials)
+        let sender = SenderBlock(senderID: publisher.pointee.id, credentials: publisher.pointee.senderCredentials)
         let deliveryHeader = FrameHeader(
             bodyLength: UInt32(truncatingIfNeeded: deliveryLength - senderOffset), type: FrameType.message.rawValue,
             aux: UInt16(truncatingIfNeeded: topicLength))

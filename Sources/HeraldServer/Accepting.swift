@@ -88,12 +88,27 @@ extension EpollServer {
         }
         let slot = core.connect(credentials: credentials, groups: groups, now: now)
         sockets[slot] = SocketTable.Socket(fd: fd)
+        watchProcess(of: slot, socket: fd, pid: raw.pid)
         if herald_epoll_ctl(epollFD, HERALD_EPOLL_ADD, fd, EpollServer.peerInterest, UInt64(slot)) != 0 {
             let reason = String(cString: strerror(herald_errno()))
             logger.error("cannot watch a new connection; refusing it", metadata: ["error": "\(reason)"])
             core.refuse(slot, .tooManyConnections, "the broker cannot watch more connections (\(reason))")
             writeOutput(of: slot)
         }
+    }
+
+    /// Keeps a pidfd for the process that connected and watches it, so the broker learns
+    /// when that process exits while its connection lives on (inherited or passed to another
+    /// process): its deliveries then stop naming a pid that may be reused (``BrokerCore/processExited(_:)``).
+    /// Without one (old kernel, or no descriptor to spare) the connection is served as before.
+    func watchProcess(of slot: PeerSlot, socket fd: Int32, pid: Int32) {
+        let pidfd = herald_peer_pidfd(fd, pid)
+        guard pidfd >= 0 else { return }
+        guard herald_epoll_ctl(epollFD, HERALD_EPOLL_ADD, pidfd, HERALD_EV_IN, EpollServer.processTag | UInt64(slot)) == 0 else {
+            close(pidfd)
+            return
+        }
+        sockets[slot].pidfd = pidfd
     }
 
     /// The peer's supplementary groups as the kernel recorded them at connect (SO_PEERGROUPS),

@@ -42,9 +42,13 @@ public enum DescriptorBudget {
         return Limit(soft: Int(clamping: limit.rlim_cur), hard: Int(clamping: limit.rlim_max), softBefore: before)
     }
 
+    /// Descriptors one connection holds: its socket and a pidfd for the process that
+    /// connected (see ``EpollServer``'s process watch).
+    public static let perConnection = 2
+
     /// The most connections a soft limit of `descriptors` leaves room for.
     public static func maxConnections(forDescriptorLimit descriptors: Int) -> Int {
-        max(1, descriptors - reserve)
+        max(1, (descriptors - reserve) / perConnection)
     }
 
     /// `/proc/sys/fs/nr_open`: the most descriptors one process may have (1,048,576 by default).

@@ -112,6 +112,8 @@ public final class EpollServer {
     static let listenerTag: UInt64 = 1 << 62
     private static let signalTag: UInt64 = 1 << 61
     private static let stopTag: UInt64 = 1 << 60
+    /// Tags a peer's pidfd; the low bits hold its slot.
+    static let processTag: UInt64 = 1 << 59
     static let positionMask: UInt64 = 0xFFFF
     /// What a connected peer's socket is watched for: readable and peer hang-up, edge-triggered.
     static let peerInterest = (HERALD_EV_IN | HERALD_EV_RDHUP) | HERALD_EV_ET
@@ -173,6 +175,8 @@ public final class EpollServer {
                     acceptConnections(listenerAt: Int(event.data & EpollServer.positionMask))
                 } else if event.data == EpollServer.signalTag {
                     handleSignals()
+                } else if event.data & EpollServer.processTag != 0 {
+                    processExited(slot: PeerSlot(truncatingIfNeeded: event.data & ~EpollServer.processTag))
                 } else if event.data == EpollServer.stopTag {
                     _ = herald_eventfd_drain(stopFD)
                     beginStopping(.stopRequested, cause: "stop requested")
@@ -324,9 +328,21 @@ public final class EpollServer {
         let fd = sockets[slot].fd
         guard fd >= 0 else { return }
         close(fd)
+        // Closing the pidfd also takes it out of the epoll set.
+        if sockets[slot].pidfd >= 0 { close(sockets[slot].pidfd) }
         sockets[slot] = SocketTable.Socket()
         core.remove(slot, reason: reason)
         acceptBackoff.descriptorFreed(now: now)
+    }
+
+    /// The process that opened the connection in `slot` exited (its pidfd became readable)
+    /// while the connection is still open: another process holds the socket now.
+    private func processExited(slot: PeerSlot) {
+        let pidfd = sockets[slot].pidfd
+        guard pidfd >= 0 else { return }
+        close(pidfd)
+        sockets[slot].pidfd = -1
+        core.processExited(slot)
     }
 
     // MARK: - Signals

@@ -10,6 +10,9 @@ struct SocketTable {
         /// Whether EPOLLOUT is armed because the socket was full. Fast consumers never need it,
         /// so it is asked for only when a write meets EAGAIN.
         var waitingForWritable = false
+        /// A pidfd for the process that connected (-1 if the kernel gave none): watched by
+        /// epoll, it reports the process's exit even if the connection lives on elsewhere.
+        var pidfd: Int32 = -1
     }
 
     private var sockets: [Socket] = []

@@ -47,7 +47,7 @@ struct AcceptBackoffTests {
     }
 
     @Test func descriptorBudgetLeavesTheReserve() {
-        #expect(DescriptorBudget.maxConnections(forDescriptorLimit: 1024) == 1024 - DescriptorBudget.reserve)
+        #expect(DescriptorBudget.maxConnections(forDescriptorLimit: 1024) == (1024 - DescriptorBudget.reserve) / 2)
         #expect(DescriptorBudget.maxConnections(forDescriptorLimit: 10) == 1)
     }
 }

@@ -69,6 +69,12 @@ int herald_accept(int listen_fd);
 /// SO_PEERCRED of a connected Unix socket.
 int herald_peer_credentials_of(int fd, herald_peer_credentials *out);
 
+/// A pidfd for the process at the other end of a connected Unix socket: SO_PEERPIDFD
+/// (Linux 6.5+, the process that connected, whatever happened to its pid since), else
+/// pidfd_open(pid) (Linux 5.3+; right after accept, so the pid is very unlikely to have been
+/// reused). It becomes readable when the process exits. -1 if neither works (errno set).
+int herald_peer_pidfd(int fd, int pid);
+
 /// SO_PEERGROUPS (Linux 4.13+) of a connected Unix socket: the peer's supplementary groups
 /// as the kernel recorded them at connect. Stores up to `capacity` gids and returns how
 /// many the peer has (more than `capacity` means the list was cut: call again with room);
