@@ -73,9 +73,10 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         }
     }
 
-    /// Checks a TOML value for this setting: an integer for counts, an integer or a string
-    /// such as "8M" for bytes, a number of seconds, a policy name.
-    func value(integer: Int?, double: Double?, string: String?) -> Result<Value, Problem> {
+    /// Checks a value for this setting, from the file or from heraldd's flag of the same
+    /// name: an integer for counts, an integer or a string such as "8M" for bytes, a number
+    /// of seconds, a policy name.
+    public func value(integer: Int?, double: Double?, string: String?) -> Result<Value, Problem> {
         switch kind {
         case .count(let range):
             guard let integer else { return .failure(.init("must be an integer")) }
@@ -102,7 +103,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
     }
 
     /// Sets this limit in `configuration`.
-    func apply(_ value: Value, to configuration: inout BrokerConfiguration) {
+    public func apply(_ value: Value, to configuration: inout BrokerConfiguration) {
         switch (self, value) {
         case (.maxConnections, .count(let count)): configuration.maxConnections = count
         case (.maxConnectionsPerUID, .count(let count)): configuration.maxConnectionsPerUID = count
@@ -122,9 +123,10 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         }
     }
 
-    /// A problem with a value, before it has a line.
-    struct Problem: Error {
-        let message: String
+    /// What is wrong with a value ("must be …"), before it has a line or a flag name.
+    public struct Problem: Error {
+        /// The explanation, to follow the setting's name.
+        public let message: String
         init(_ message: String) { self.message = message }
     }
 }

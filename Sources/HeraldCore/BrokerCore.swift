@@ -162,7 +162,6 @@ public final class BrokerCore {
     /// uid and gid stay (they are what the kernel checked at connect). Logged and counted.
     public func processExited(_ slot: PeerSlot) {
         guard let peer = peers[slot], peer.pointee.isOpen, !peer.pointee.processGone else { return }
-        peer.pointee.processGone = true
         peer.pointee.senderCredentials.pid = 0
         statistics.connectionsOutlivingProcess &+= 1
         logger.notice(

@@ -80,8 +80,7 @@ extension BrokerCore {
     /// it is reading, so broker memory stays bounded and the peer still learns why.
     func enqueue(_ frame: Frame, to peer: PeerPointer, control: Bool = true) {
         if control && peer.pointee.output.count > peer.pointee.outputLimit + configuration.controlReplyAllowance {
-            let discarded = peer.pointee.output.truncateToFrameBoundary()
-            peer.pointee.chargeQueued(-discarded)
+            let discarded = truncateOutputToFrameBoundary(of: peer)
             statistics.repliesNotRead &+= 1
             fail(peer, .repliesNotRead,
                 "more than \(configuration.controlReplyAllowance) bytes of replies piled up past the output limit of "

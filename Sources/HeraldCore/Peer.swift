@@ -29,8 +29,6 @@ struct Peer: ~Copyable {
     /// What deliveries name as the sender: `credentials`, with pid 0 once the process that
     /// connected has exited while the connection lives on (its pid may be reused).
     var senderCredentials: PeerCredentials
-    /// Whether the process that connected has exited (the connection is held by another).
-    var processGone = false
     /// Credentials plus supplementary groups: what the policy is checked against.
     let identity: PeerIdentity
     /// The policy as it applies to this peer (shared by peers with the same identity;
@@ -115,6 +113,10 @@ struct Peer: ~Copyable {
         self.outputLimit = outputLimit
         self.handshakeDeadline = handshakeDeadline
     }
+
+    /// Whether the process that connected has exited while another holds the connection
+    /// (no process that connects has pid 0, so the sender's pid 0 says so).
+    var processGone: Bool { senderCredentials.pid == 0 }
 
     /// Bytes queued for all connections of this peer's uid.
     var queuedForUID: Int { queuedOutput.pointee.bytes }

@@ -43,13 +43,11 @@ extension BrokerCore {
             enqueue(.goodbye(Goodbye(reason: 0, message: "goodbye")), to: peer)
             startClosing(peer, reason: "client said goodbye")
         case .unsubscribe(let request):
-            guard let filter = peer.pointee.subscriptions.removeValue(forKey: request.subscriptionID) else {
+            guard removeSubscription(request.subscriptionID, of: peer) != nil else {
                 requestError(peer, .unknownSubscription, requestID: request.requestID,
                     "no active subscription with id \(request.subscriptionID)")
                 return
             }
-            index.remove(filter, peer: peer, subscriptionID: request.subscriptionID)
-            charge(peer.pointee.credentials.uid) { $0.subscriptions -= 1 }
             enqueue(.ok(requestID: request.requestID), to: peer)
         case .welcome, .error, .ok, .message, .dropped, .subscribe, .publish:
             // checkHeader refused the broker's types; SUBSCRIBE and PUBLISH go elsewhere.
@@ -96,6 +94,16 @@ extension BrokerCore {
             "peer connected",
             metadata: peerMetadata(peer, ["gid": "\(peer.pointee.credentials.gid)", "policy": "\(policy)",
                 "output_limit": "\(limit)"]))
+    }
+
+    /// Removes `peer`'s subscription `subscriptionID` from the index and its uid's quota;
+    /// returns its filter, or nil if there is no such subscription.
+    @discardableResult
+    func removeSubscription(_ subscriptionID: UInt32, of peer: PeerPointer) -> TopicFilter? {
+        guard let filter = peer.pointee.subscriptions.removeValue(forKey: subscriptionID) else { return nil }
+        index.remove(filter, peer: peer, subscriptionID: subscriptionID)
+        charge(peer.pointee.credentials.uid) { $0.subscriptions -= 1 }
+        return filter
     }
 
     func handleSubscribe(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {

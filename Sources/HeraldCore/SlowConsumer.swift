@@ -41,8 +41,7 @@ extension BrokerCore {
                     "uid_queued": "\(subscriber.pointee.queuedForUID)", "uid_quota": "\(quota)"]))
             // What is queued beyond the frame being written is lost anyway; cut it so the
             // ERROR reaches the subscriber right after the last whole message.
-            let discarded = subscriber.pointee.output.truncateToFrameBoundary()
-            subscriber.pointee.chargeQueued(-discarded)
+            truncateOutputToFrameBoundary(of: subscriber)
             let why = overUIDQuota && queued + length <= limit
                 ? "fell \(queued) bytes behind while uid \(uid)'s connections had the maximum of \(quota) bytes queued (slow-consumer policy: disconnect)"
                 : "fell more than \(limit) bytes behind (slow-consumer policy: disconnect)"

@@ -71,6 +71,15 @@ extension BrokerCore {
         peer.pointee.chargeQueued(-count)
     }
 
+    /// Cuts `peer`'s output after the frame being written (``ByteQueue/truncateToFrameBoundary()``)
+    /// and takes what was cut off its uid's total. Returns the bytes discarded.
+    @discardableResult
+    func truncateOutputToFrameBoundary(of peer: PeerPointer) -> Int {
+        let discarded = peer.pointee.output.truncateToFrameBoundary()
+        peer.pointee.chargeQueued(-discarded)
+        return discarded
+    }
+
     /// Bytes queued for every connection of `uid`.
     func queuedBytes(of uid: UInt32) -> Int { queuedOutputByUID[uid]?.pointee.bytes ?? 0 }
 }

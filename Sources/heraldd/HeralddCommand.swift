@@ -83,27 +83,36 @@ struct HeralddCommand: ParsableCommand {
     var allowUID: [UInt32] = []
 
     func validate() throws {
-        if let maxFrameSize, !(256...ProtocolLimits.maxFrameSizeCeiling).contains(maxFrameSize.value) {
-            throw ValidationError("--max-frame-size must be between 256 bytes and \(ProtocolLimits.maxFrameSizeCeiling >> 20) MiB")
-        }
-        if let outputLimit, outputLimit.value < BrokerConfiguration.minimumOutputLimit {
-            throw ValidationError("--output-limit must be at least \(BrokerConfiguration.minimumOutputLimit) bytes")
-        }
-        if let maxQueuedBytesPerUID, maxQueuedBytesPerUID.value < BrokerConfiguration.minimumOutputLimit {
-            throw ValidationError("--max-queued-bytes-per-uid must be at least \(BrokerConfiguration.minimumOutputLimit) bytes")
-        }
-        if let maxTopicLength, !(1...ProtocolLimits.maxTopicLengthCeiling).contains(maxTopicLength) {
-            throw ValidationError("--max-topic-length must be between 1 and \(ProtocolLimits.maxTopicLengthCeiling)")
-        }
-        let counts = [maxSubscriptions, maxConnections, maxHandshaking, maxHandshakingPerUID, maxConnectionsPerUID, maxSubscriptionsPerUID]
-        guard counts.allSatisfy({ ($0 ?? 1) > 0 }) else {
-            throw ValidationError("--max-subscriptions, --max-connections(-per-uid), --max-subscriptions-per-uid and --max-handshaking(-per-uid) must be positive")
-        }
-        if let frameTimeout, !(frameTimeout > 0 && frameTimeout.isFinite) {
-            throw ValidationError("--frame-timeout must be a positive number of seconds")
-        }
+        _ = try limitFlags()
         if let exitWhenIdle, !(exitWhenIdle > 0 && exitWhenIdle.isFinite) {
             throw ValidationError("--exit-when-idle must be a positive number of seconds")
+        }
+    }
+
+    /// The limits given as flags, each checked exactly as the configuration file's
+    /// `[limits]` entry of the same name is (``LimitSetting``).
+    func limitFlags() throws -> [(LimitSetting, LimitSetting.Value)] {
+        let given: [(LimitSetting, integer: Int?, double: Double?, string: String?)] = [
+            (.outputLimit, outputLimit?.value, nil, nil),
+            (.slowConsumer, nil, nil, slowConsumer?.policy.description),
+            (.maxFrameSize, maxFrameSize?.value, nil, nil),
+            (.maxTopicLength, maxTopicLength, nil, nil),
+            (.maxSubscriptions, maxSubscriptions, nil, nil),
+            (.maxConnections, maxConnections, nil, nil),
+            (.maxConnectionsPerUID, maxConnectionsPerUID, nil, nil),
+            (.maxSubscriptionsPerUID, maxSubscriptionsPerUID, nil, nil),
+            (.maxQueuedBytesPerUID, maxQueuedBytesPerUID?.value, nil, nil),
+            (.maxHandshaking, maxHandshaking, nil, nil),
+            (.maxHandshakingPerUID, maxHandshakingPerUID, nil, nil),
+            (.frameTimeout, nil, frameTimeout, nil),
+            (.partialInputBudget, partialInputBudget?.value, nil, nil),
+        ]
+        return try given.compactMap { setting, integer, double, string in
+            guard integer != nil || double != nil || string != nil else { return nil }
+            switch setting.value(integer: integer, double: double, string: string) {
+            case .success(let value): return (setting, value)
+            case .failure(let problem): throw ValidationError("--\(setting.rawValue) \(problem.message)")
+            }
         }
     }
 
@@ -213,19 +222,7 @@ extension HeralddCommand {
     func effectiveConfiguration(file: ConfigurationFile?, descriptorBudget: Int?, logger: Logger) throws -> BrokerConfiguration {
         var configuration = BrokerConfiguration()
         file?.apply(to: &configuration)
-        if let outputLimit { configuration.outputLimit = outputLimit.value }
-        if let slowConsumer { configuration.defaultSlowConsumerPolicy = slowConsumer.policy }
-        if let maxFrameSize { configuration.maxFrameSize = maxFrameSize.value }
-        if let maxTopicLength { configuration.maxTopicLength = maxTopicLength }
-        if let maxSubscriptions { configuration.maxSubscriptionsPerPeer = maxSubscriptions }
-        if let maxConnections { configuration.maxConnections = maxConnections }
-        if let maxConnectionsPerUID { configuration.maxConnectionsPerUID = maxConnectionsPerUID }
-        if let maxSubscriptionsPerUID { configuration.maxSubscriptionsPerUID = maxSubscriptionsPerUID }
-        if let maxQueuedBytesPerUID { configuration.maxQueuedBytesPerUID = maxQueuedBytesPerUID.value }
-        if let maxHandshaking { configuration.maxHandshakingConnections = maxHandshaking }
-        if let maxHandshakingPerUID { configuration.maxHandshakingConnectionsPerUID = maxHandshakingPerUID }
-        if let frameTimeout { configuration.frameTimeout = frameTimeout }
-        if let partialInputBudget { configuration.partialInputBudget = partialInputBudget.value }
+        for (setting, value) in try limitFlags() { setting.apply(value, to: &configuration) }
         configuration.extraAllowedUIDs = Set(allowUID)
         guard configuration.partialInputBudget >= configuration.maxFrameSize else {
             throw ValidationError("the partial-input budget (\(configuration.partialInputBudget) bytes) must hold at least one frame of the maximum frame size (\(configuration.maxFrameSize) bytes)")

@@ -56,9 +56,7 @@ extension BrokerCore {
             peer.pointee.access = access
             for (subscriptionID, filter) in peer.pointee.subscriptions.sorted(by: { $0.key < $1.key }) {
                 guard let rule = access.subscribeDenial(filter) else { continue }
-                peer.pointee.subscriptions[subscriptionID] = nil
-                index.remove(filter, peer: peer, subscriptionID: subscriptionID)
-                charge(peer.pointee.identity.uid) { $0.subscriptions -= 1 }
+                removeSubscription(subscriptionID, of: peer)
                 summary.subscriptionsRevoked += 1
                 statistics.subscriptionsRevoked &+= 1
                 let message = "subscription \(subscriptionID) to '\(filter.text.prefix(128))' was removed: the reloaded policy denies it at \(rule)"
