@@ -40,6 +40,62 @@ struct HostileClientIntegrationTests {
             "bystander PING p50 \(ms(latencies.percentile(0.5))) p99 \(ms(latencies.percentile(0.99))) max \(ms(latencies.max()!)) over \(latencies.count)")
     }
 
+    /// One admitted user floods past its per-uid caps, first with connections that never say
+    /// HELLO (the handshake cap), then with connections that complete it (the connection
+    /// cap); meanwhile another user connects and routes as usual.
+    @Test(.enabled(if: getuid() == 0, "needs root to run the flood as another user"))
+    func oneUsersConnectionFloodLeavesRoomForOtherUsers() throws {
+        let connectionsPerUID = 32
+        let handshakingPerUID = 8
+        let broker = try BrokerProcess([
+            "--allow-uid", "65534", "--max-connections-per-uid", "\(connectionsPerUID)",
+            "--max-handshaking-per-uid", "\(handshakingPerUID)",
+        ])
+        let bystander = try Bystander(broker.address)
+
+        // Silent connections: only `handshakingPerUID` of them are kept, the rest refused at once.
+        let silent = try ConnectionFlood(address: broker.address, hold: 4 * handshakingPerUID, churnSeconds: 2, asNobody: true)
+        defer { silent.end() }
+        _ = try silent.waitUntilHeld()
+        let duringSilent = try connectAndRoute(broker.address, bystander, times: 40)
+        _ = try silent.waitUntilChurned()
+        #expect(broker.log.contains("uid 65534 already has its maximum of \(handshakingPerUID) connections that have not completed the handshake"))
+        silent.end()
+
+        // Completed handshakes: the uid gets exactly its cap; every further HELLO is refused.
+        let admitted = try ConnectionFlood(
+            address: broker.address, hold: 2 * connectionsPerUID, churnSeconds: 2, asNobody: true, hello: true)
+        defer { admitted.end() }
+        let held = try admitted.waitUntilHeld()
+        #expect(held.welcomed == connectionsPerUID && held.refused == connectionsPerUID, "\(held)")
+        let duringAdmitted = try connectAndRoute(broker.address, bystander, times: 40)
+        let churn = try admitted.waitUntilChurned()
+        #expect(churn.welcomed == 0 && churn.refused > 0, "\(churn)")
+        #expect(broker.log.contains("uid 65534 already has its maximum of \(connectionsPerUID) connections open"))
+
+        // uid 0 was never refused and never waited on the flood (the bound only says "not frozen").
+        let all = duringSilent + duringAdmitted
+        #expect(all.max() ?? .infinity < Self.pingBound)
+        print("per-uid connection flood: uid 0 connect+handshake p50 \(ms(duringSilent.percentile(0.5))) max \(ms(duringSilent.max()!))",
+            "beside \(4 * handshakingPerUID) silent connections (cap \(handshakingPerUID));",
+            "p50 \(ms(duringAdmitted.percentile(0.5))) max \(ms(duringAdmitted.max()!)) beside \(held.welcomed) welcomed",
+            "(cap \(connectionsPerUID)) and \(churn.refused) refused in \(churn.seconds) s of churn")
+    }
+
+    /// Connects `times` times as this process's user, timing connect + HELLO → WELCOME, and
+    /// routes one message through `bystander` after each.
+    private func connectAndRoute(_ address: String, _ bystander: Bystander, times: Int) throws -> [Double] {
+        var seconds: [Double] = []
+        for index in 0..<times {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let (connection, _) = try RawConnection.handshake(address, name: "other-user-\(index)")
+            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            connection.closeNow()
+            _ = try bystander.roundTrip()
+        }
+        return seconds
+    }
+
     @Test func descriptorExhaustionKeepsServingAndRecovers() throws {
         let broker = try BrokerProcess(descriptorLimit: Self.descriptorLimit)
         let bystander = try Bystander(broker.address)

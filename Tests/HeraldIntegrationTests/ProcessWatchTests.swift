@@ -11,6 +11,7 @@ struct ProcessWatchTests {
         let bus = try await Bus.connect(to: broker.address)
         defer { Task { await bus.close() } }
         let messages = try await bus.subscribe("inherit/#")
+        let printer = try await CLIIntegrationTests.startSubscriber(broker, ["inherit/#"])
 
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/inheritor.py").path
         let fixture = try CLIProcess([script, broker.address], executable: "/usr/bin/python3")
@@ -32,6 +33,10 @@ struct ProcessWatchTests {
         let message = try #require(try await iterator.next())
         #expect(message.string == "from the child")
         #expect(message.sender.pid == 0, "the parent's pid is no longer named")
+        #expect(message.sender.processExited)
+        // `herald sub` says so instead of printing a pid.
+        let line = printer.waitForLine(timeout: 10) { $0.contains("from the child") }
+        #expect(line?.contains("pid 0 (exited) uid \(getuid())") == true, "\(line ?? printer.standardError)")
         #expect(message.sender.uid == UInt32(getuid()), "uid and gid stay those checked at connect")
     }
 }

@@ -10,12 +10,20 @@ public struct Message: Sendable {
     public struct Sender: Sendable, Hashable {
         /// The broker's id for the publishing connection.
         public var peerID: UInt64
-        /// The publisher's process id.
+        /// The publisher's process id: the process that opened the connection. 0 when that
+        /// process has exited while its connection lives on (a child or another process
+        /// inherited the socket); the broker then never names a pid the kernel may have
+        /// reused (PROTOCOL.md §9).
         public var pid: UInt32
         /// The publisher's user id.
         public var uid: UInt32
         /// The publisher's primary group id.
         public var gid: UInt32
+
+        /// Whether the process that opened the publishing connection has exited: the message
+        /// came from whichever process holds the socket now, with ``uid`` and ``gid`` still
+        /// those the kernel reported at connect.
+        public var processExited: Bool { pid == 0 }
 
         /// Creates a sender identity.
         public init(peerID: UInt64, pid: UInt32, uid: UInt32, gid: UInt32) {

@@ -34,10 +34,12 @@ final class SpawnedBroker {
 
     /// Starts heraldd on `address` and waits until it answers a connection (it listens before
     /// it reports ready, so retrying connect is all the readiness check needed).
-    static func start(executable: String, address: String, arguments: [String] = []) async throws(BenchError) -> SpawnedBroker {
+    static func start(
+        executable: String, address: String, arguments: [String] = [], scheduling: ChildScheduling? = nil
+    ) async throws(BenchError) -> SpawnedBroker {
         // Errors only: its notices and slow-consumer warnings would break up the progress line
         // (the report counts drops and disconnects itself).
-        let process = try ChildProcess.spawn(executable, ["--address", address, "--log-level", "error"] + arguments, pipes: false)
+        let process = try ChildProcess.spawn(executable, ["--address", address, "--log-level", "error"] + arguments, pipes: false, scheduling: scheduling)
         let broker = SpawnedBroker(executable: executable, address: address, process: process)
         let deadline = ContinuousClock.now + .seconds(10)
         while true {

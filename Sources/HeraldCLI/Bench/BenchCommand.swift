@@ -76,6 +76,19 @@ struct BenchCommand: AsyncParsableCommand {
             discussion: "A fresh broker per workload makes each peak RSS that workload's own and carries no buffers from one workload into the next."))
     var spawnBroker = false
 
+    @Option(
+        name: .customLong("w7-scheduling"),
+        help: ArgumentHelp(
+            "W7's scheduling: shared or isolated.",
+            discussion: """
+                shared (default): every process at the default policy, as on a machine without per-user CPU accounting; \
+                where the flood's processes outnumber the cores they take CPU time from the round-trip user's processes. \
+                isolated: the broker and the round-trip user's processes run SCHED_FIFO and the flood at the default \
+                policy, which leaves only the broker's own share of the delay. Needs root and --spawn-broker.
+                """,
+            valueName: "mode"))
+    var w7Scheduling: FairnessScheduling = .shared
+
     @Flag(help: "Print one JSON document (machine facts and a results array) instead of tables.")
     var json = false
 
@@ -87,6 +100,9 @@ struct BenchCommand: AsyncParsableCommand {
         if let messages, messages < 1 { throw ValidationError("--messages must be at least 1") }
         guard size >= BenchHeader.size else { throw ValidationError("--size must be at least \(BenchHeader.size) (the bench header)") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        if w7Scheduling == .isolated && !spawnBroker {
+            throw ValidationError("--w7-scheduling isolated starts the broker itself: add --spawn-broker")
+        }
         if spawnBroker && connection.address != nil {
             throw ValidationError("--spawn-broker picks a private address; leave out --address")
         }
@@ -110,7 +126,7 @@ struct BenchCommand: AsyncParsableCommand {
         BenchPlan(
             workload: workload, messages: messages ?? workload.defaultMessages, size: workload.fixedPayloadSize ?? size,
             policy: workload == .w6 ? slowConsumer.policy : .backpressure,
-            stallMilliseconds: workload == .w6 ? 2000 : 0)
+            stallMilliseconds: workload == .w6 ? 2000 : 0, fairnessScheduling: w7Scheduling)
     }
 
     func run() async throws {
@@ -176,7 +192,8 @@ struct BenchCommand: AsyncParsableCommand {
             do {
                 // W7's flood runs as nobody when bench runs as root: the private broker admits it.
                 let admit = plan.workload == .w7 && getuid() == 0 ? ["--allow-uid", "\(WorkloadRunner.floodUID)"] : []
-                spawned = try await SpawnedBroker.start(executable: heraldd, address: address, arguments: admit)
+                spawned = try await SpawnedBroker.start(
+                    executable: heraldd, address: address, arguments: admit, scheduling: plan.scheduling(forBroker: true))
             } catch {
                 progress.finish("herald bench: \(error)")
                 throw ExitCode(ExitStatus.noConnection)
@@ -241,3 +258,6 @@ struct BenchCommand: AsyncParsableCommand {
         return line
     }
 }
+
+/// `--w7-scheduling shared|isolated`.
+extension FairnessScheduling: ExpressibleByArgument {}

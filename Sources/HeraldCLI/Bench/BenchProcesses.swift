@@ -27,7 +27,10 @@ final class ChildProcess {
 
     /// Starts `path` with `arguments` (argv[0] is `path`). With `pipes`, the child's stdin
     /// and stdout are pipes to this process; otherwise it inherits them. stderr is inherited.
-    static func spawn(_ path: String, _ arguments: [String], pipes: Bool) throws(BenchError) -> ChildProcess {
+    /// With `scheduling`, the child starts with that policy instead of inheriting this one's.
+    static func spawn(
+        _ path: String, _ arguments: [String], pipes: Bool, scheduling: ChildScheduling? = nil
+    ) throws(BenchError) -> ChildProcess {
         var toChild: [Int32] = [-1, -1]
         var fromChild: [Int32] = [-1, -1]
         if pipes {
@@ -61,7 +64,12 @@ final class ChildProcess {
         var mask = sigset_t()
         sigemptyset(&mask)
         posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+        if let scheduling {
+            scheduling.apply(to: &attributes)
+            flags |= POSIX_SPAWN_SETSCHEDULER
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
@@ -75,6 +83,9 @@ final class ChildProcess {
             if pipes {
                 close(toChild[1])
                 close(fromChild[0])
+            }
+            if rc == EPERM && scheduling != nil {
+                throw BenchError("cannot start \(path) with a real-time policy: not permitted (W7's isolated scheduling needs root or CAP_SYS_NICE)")
             }
             throw BenchError("cannot start \(path): \(String(cString: strerror(rc)))")
         }

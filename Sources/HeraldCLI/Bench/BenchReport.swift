@@ -99,7 +99,10 @@ struct BenchReport: Codable, Sendable {
             if let fairness = result.fairness {
                 let sameUser = fairness.pingUID == fairness.floodUID
                 out += "\n\(result.label): uid \(fairness.pingUID)'s round trips alone, then while "
-                out += sameUser ? "another connection of the same uid floods (run as root to flood as nobody)\n" : "uid \(fairness.floodUID) floods\n"
+                out += sameUser ? "another connection of the same uid floods (run as root to flood as nobody)" : "uid \(fairness.floodUID) floods"
+                out += fairness.scheduling == FairnessScheduling.isolated.rawValue
+                    ? "; the broker and uid \(fairness.pingUID)'s processes run SCHED_FIFO, the flood does not\n"
+                    : "; every process shares the CPUs at the default policy\n"
                 out += table(
                     ["uid \(fairness.pingUID) round trip", "p50 us", "p99 us", "flood msg/s"],
                     [

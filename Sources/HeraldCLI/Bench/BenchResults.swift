@@ -72,6 +72,8 @@ struct BenchResult: Codable, Sendable {
     struct Fairness: Codable, Sendable {
         var pingUID: UInt32
         var floodUID: UInt32
+        /// `shared` or `isolated` (``FairnessScheduling``).
+        var scheduling: String
         var quietP50Micros: Double
         var quietP99Micros: Double
         var floodedP50Micros: Double
@@ -324,7 +326,7 @@ struct BenchResult: Codable, Sendable {
         }
         if let error = flooder.error { problems.append("flooder: \(error)") }
         fairness = Fairness(
-            pingUID: record.pingUID ?? 0, floodUID: record.floodUID ?? 0,
+            pingUID: record.pingUID ?? 0, floodUID: record.floodUID ?? 0, scheduling: plan.fairnessScheduling.rawValue,
             quietP50Micros: quiet.p50Micros, quietP99Micros: quiet.p99Micros,
             floodedP50Micros: flooded.p50Micros, floodedP99Micros: flooded.p99Micros,
             p50Ratio: flooded.p50Micros / max(1e-9, quiet.p50Micros), p99Ratio: flooded.p99Micros / max(1e-9, quiet.p99Micros),

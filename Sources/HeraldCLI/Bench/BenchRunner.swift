@@ -177,12 +177,13 @@ final class WorkloadRunner {
             "--idle-ms", "\(plan.workload == .w7 ? 100 : plan.idleMilliseconds)", "--warmup", "\(plan.warmup)",
         ]
         let process: ChildProcess
+        let scheduling = plan.scheduling(role: role)
         if let user {
             let copy = try ExecutableCopy.shared(of: executable)
             process = try ChildProcess.spawn(
-                "/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", copy] + arguments, pipes: true)
+                "/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", copy] + arguments, pipes: true, scheduling: scheduling)
         } else {
-            process = try ChildProcess.spawn(executable, arguments, pipes: true)
+            process = try ChildProcess.spawn(executable, arguments, pipes: true, scheduling: scheduling)
         }
         workers.append(BenchWorkerProcess(role: role, index: index, process: process))
     }

@@ -71,6 +71,17 @@ struct BenchPlan: Sendable {
     var idleMilliseconds = 2000
     /// W4: unmeasured round trips first.
     var warmup = 1000
+    /// W7: how its processes are scheduled.
+    var fairnessScheduling = FairnessScheduling.shared
+
+    /// The policy a process of this workload starts with; nil inherits this process's.
+    /// Only W7 with isolated scheduling sets one: real-time for the broker and the round-trip
+    /// user's processes, the default for the flood.
+    func scheduling(forBroker: Bool = false, role: BenchWorkerCommand.Role? = nil) -> ChildScheduling? {
+        guard workload == .w7, fairnessScheduling == .isolated else { return nil }
+        if forBroker { return .realTime }
+        return role == .pinger || role == .ponger ? .realTime : .standard
+    }
 
     /// Whether every message must arrive: the subscribers asked for backpressure.
     var isLossless: Bool { policy == .backpressure }

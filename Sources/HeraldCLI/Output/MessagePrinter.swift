@@ -21,7 +21,8 @@ struct MessagePrinter {
         line += message.string ?? "0x" + hex(message.payload)
         if showSender {
             let sender = message.sender
-            line += "  [peer \(sender.peerID) pid \(sender.pid) uid \(sender.uid)]"
+            let pid = sender.processExited ? "0 (exited)" : "\(sender.pid)"
+            line += "  [peer \(sender.peerID) pid \(pid) uid \(sender.uid)]"
         }
         if message.droppedBefore > 0 && showSender {
             line += " (after \(message.droppedBefore) dropped)"
