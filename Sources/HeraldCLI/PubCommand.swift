@@ -14,7 +14,9 @@ struct PubCommand: AsyncParsableCommand {
             Exits once the broker has routed every message (it flushes before exiting). Lines are \
             published as bytes, without their trailing newline; a last line without a newline is \
             published too. A broker that restarts meanwhile is reconnected to and the messages not yet \
-            sent go to the next one; with --wait, a broker not yet listening is waited for.
+            sent go to the next one; with --wait, a broker not yet listening is waited for. With \
+            --retain the broker keeps the (last) message as the topic's current value, which every later \
+            subscriber receives first; '--retain TOPIC ""' clears it.
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -27,6 +29,9 @@ struct PubCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("repeat"), help: ArgumentHelp("Publish each message N times.", valueName: "N"))
     var repeatCount = 1
+
+    @Flag(help: "Keep the message as the topic's retained message (its current value); an empty message clears it.")
+    var retain = false
 
     @Option(help: ArgumentHelp("Wait up to this many seconds for a broker that is not listening yet (starting or restarting).", valueName: "seconds"))
     var wait: Double = 0
@@ -46,11 +51,11 @@ struct PubCommand: AsyncParsableCommand {
         let bus = try await connection.connect(wait: wait)
         do {
             if let message {
-                for _ in 0..<repeatCount { try await bus.publish(topic, message) }
+                for _ in 0..<repeatCount { try await bus.publish(topic, message, retain: retain) }
             } else {
                 var lines = LineReader(fd: 0)
                 while let line = lines.next() {
-                    for _ in 0..<repeatCount { try await bus.publish(topic, line) }
+                    for _ in 0..<repeatCount { try await bus.publish(topic, line, retain: retain) }
                 }
             }
             try await bus.flush()

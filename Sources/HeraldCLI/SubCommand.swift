@@ -16,7 +16,9 @@ struct SubCommand: AsyncParsableCommand {
             Each message is printed once (even if several filters match) as one line: \
             'TOPIC PAYLOAD  [peer ID pid PID uid UID]', where PAYLOAD is the text, or 0x… hex if it \
             is not UTF-8, and PID is '0 (exited)' when the process that opened the publishing connection \
-            has exited and another process holds its socket. SIGINT or SIGTERM unsubscribes, closes the connection and exits 0. If the \
+            has exited and another process holds its socket. A topic's retained message (its current \
+            value, published before the subscription began) comes first and is marked '(retained)' \
+            after the payload (JSON: \"retained\": true and \"retained_at\", seconds since the epoch). SIGINT or SIGTERM unsubscribes, closes the connection and exits 0. If the \
             broker goes away (a restart), reconnects and goes on printing, with a note on standard error; \
             with --no-reconnect it exits 3 instead. Drop notices go to standard error.
             """)

@@ -14,6 +14,10 @@ public enum LimitSetting: String, CaseIterable, Sendable {
     case maxSubscriptionsPerUID = "max-subscriptions-per-uid"
     /// ``BrokerConfiguration/maxQueuedBytesPerUID`` (bytes).
     case maxQueuedBytesPerUID = "max-queued-bytes-per-uid"
+    /// ``BrokerConfiguration/maxRetainedMessagesPerUID``.
+    case maxRetainedPerUID = "max-retained-per-uid"
+    /// ``BrokerConfiguration/maxRetainedBytesPerUID`` (bytes).
+    case maxRetainedBytesPerUID = "max-retained-bytes-per-uid"
     /// ``BrokerConfiguration/maxHandshakingConnections``.
     case maxHandshaking = "max-handshaking"
     /// ``BrokerConfiguration/maxHandshakingConnectionsPerUID``.
@@ -63,6 +67,8 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         case .maxConnections, .maxConnectionsPerUID, .maxSubscriptions, .maxSubscriptionsPerUID, .maxHandshaking,
             .maxHandshakingPerUID:
             .count(1...Int(Int32.max))
+        case .maxRetainedPerUID: .count(0...Int(Int32.max))
+        case .maxRetainedBytesPerUID: .bytes(0...Int.max)
         case .maxTopicLength: .count(1...ProtocolLimits.maxTopicLengthCeiling)
         case .maxFrameSize: .bytes(256...ProtocolLimits.maxFrameSizeCeiling)
         case .outputLimit: .bytes(BrokerConfiguration.minimumOutputLimit...Int(Int32.max))
@@ -110,6 +116,8 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         case (.maxSubscriptions, .count(let count)): configuration.maxSubscriptionsPerPeer = count
         case (.maxSubscriptionsPerUID, .count(let count)): configuration.maxSubscriptionsPerUID = count
         case (.maxQueuedBytesPerUID, .count(let count)): configuration.maxQueuedBytesPerUID = count
+        case (.maxRetainedPerUID, .count(let count)): configuration.maxRetainedMessagesPerUID = count
+        case (.maxRetainedBytesPerUID, .count(let count)): configuration.maxRetainedBytesPerUID = count
         case (.maxHandshaking, .count(let count)): configuration.maxHandshakingConnections = count
         case (.maxHandshakingPerUID, .count(let count)): configuration.maxHandshakingConnectionsPerUID = count
         case (.maxFrameSize, .count(let count)): configuration.maxFrameSize = count

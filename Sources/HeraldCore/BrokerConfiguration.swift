@@ -27,6 +27,13 @@ public struct BrokerConfiguration: Sendable {
     /// behind (more than ``laggingBacklog`` queued) is handled by its slow-consumer policy
     /// as if over its own limit; those that keep up are not affected.
     public var maxQueuedBytesPerUID = 256 << 20
+    /// Most retained messages (topics with a current value) one user id may hold: far more
+    /// than a desktop's state topics, while one user cannot fill the broker's memory.
+    /// Over it, a retained PUBLISH is refused with `retained_quota_exceeded`; nothing is
+    /// ever evicted to make room.
+    public var maxRetainedMessagesPerUID = 10_000
+    /// Bytes (topics and payloads) of retained messages one user id may hold.
+    public var maxRetainedBytesPerUID = 64 << 20
     /// A subscriber with more than this queued is behind, not merely between two writes.
     public static let laggingBacklog = 64 << 10
     /// Most connections that may be in the handshake (connected, no WELCOME yet) at once.

@@ -66,6 +66,12 @@ public final class BrokerCore {
     var denialLog = LogRateLimiter(interval: 1)
     /// The last refusal and its encoded ERROR, reused while a flood gets the same answer.
     var lastRefusal: (refusal: AdmissionRefusal, frame: [UInt8])?
+    /// Each topic's retained message (`RetainedPublishing`).
+    public internal(set) var retained = RetainedStore()
+    /// Wall-clock nanoseconds since the Unix epoch, read only when a retained message is
+    /// stored (its `retained_at`). The server sets it (CLOCK_REALTIME); like `now`, the core
+    /// never reads a clock itself.
+    public var wallClock: () -> UInt64 = { 0 }
 
     /// Creates a core with `configuration`, reporting `brokerPID`/`brokerUID` in WELCOME.
     public init(configuration: BrokerConfiguration, logger: Logger, brokerPID: UInt32, brokerUID: UInt32) {

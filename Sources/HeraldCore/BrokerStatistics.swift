@@ -45,6 +45,10 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var subscriptionsRevoked: UInt64 = 0
     /// Connections closed because a reloaded policy no longer admits their user.
     public var connectionsClosedByPolicy: UInt64 = 0
+    /// Retained PUBLISH frames refused because their uid was at a retained quota.
+    public var retainedQuotaRefusals: UInt64 = 0
+    /// Retained messages handed to new subscriptions.
+    public var retainedDelivered: UInt64 = 0
 
     /// Creates zeroed counters.
     public init() {}

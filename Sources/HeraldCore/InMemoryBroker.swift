@@ -23,7 +23,12 @@ public final class InMemoryBroker {
         logger: Logger = Logger(label: "herald.in-memory", factory: { _ in SwiftLogNoOpLogHandler() }))
     {
         core = BrokerCore(configuration: configuration, logger: logger, brokerPID: brokerPID, brokerUID: brokerUID)
+        // A wall clock that starts at 2026-01-01 and moves with the in-memory clock.
+        core.wallClock = { [unowned self] in InMemoryBroker.wallClockEpoch &+ UInt64(self.clock * 1e9) }
     }
+
+    /// The in-memory wall clock's start: 2026-01-01T00:00:00Z, in nanoseconds since the Unix epoch.
+    public static let wallClockEpoch: UInt64 = 1_767_225_600 * 1_000_000_000
 
     /// Connects a peer with the given credentials (no handshake yet).
     public func connect(pid: UInt32 = 100, uid: UInt32 = 1000, gid: UInt32 = 1000, groups: [UInt32] = []) -> PeerHandle {

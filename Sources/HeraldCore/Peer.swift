@@ -36,6 +36,8 @@ struct Peer: ~Copyable {
     var access: PeerAccess
     var state = State.handshaking
     var name = ""
+    /// The optional features in use with this peer: what its HELLO asked for and the broker knows.
+    var capabilities: UInt32 = 0
     var policy = SlowConsumerPolicy.drop
     var outputLimit: Int
     /// When a closing peer's socket is closed even if it did not read everything (monotonic seconds).

@@ -15,21 +15,37 @@ extension BrokerCore {
         let topicLength = Int(header.aux)
         let bodyLength = Int(header.bodyLength)
         guard header.flags == 0 else {
-            requestError(publisher, .unsupportedFlags, requestID: publisher.pointee.publishOrdinal,
-                "PUBLISH flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version")
+            // Off the hot path: a retained PUBLISH is stored, then routed like any other.
+            publishFlagged(publisher, frame, header)
             return
         }
         guard topicLength <= bodyLength else {
             fail(publisher, .malformedFrame, "PUBLISH topic length \(topicLength) exceeds its body of \(bodyLength) bytes")
             return
         }
-        let topic = frame + FrameHeader.size
+        guard ensureRoute(publisher, frame + FrameHeader.size, topicLength) else { return }
+        deliver(publisher, frame, header)
+    }
+
+    /// Whether `publisher`'s cached route is for `topic`, recomputing it if not; false (after
+    /// an ERROR) when the topic may not be published.
+    @inline(__always)
+    func ensureRoute(_ publisher: PeerPointer, _ topic: UnsafeRawPointer, _ topicLength: Int) -> Bool {
         if publisher.pointee.routeGeneration != index.generation || publisher.pointee.routeTopic.count != topicLength
             // Inline compare: a memcmp call per message was a tenth of the routing loop.
             || !ByteComparison.equal(publisher.pointee.routeTopic.readPointer, topic, count: topicLength)
         {
-            guard refreshRoute(publisher, UnsafeRawBufferPointer(start: topic, count: topicLength)) else { return }
+            return refreshRoute(publisher, UnsafeRawBufferPointer(start: topic, count: topicLength))
         }
+        return true
+    }
+
+    /// Queues the PUBLISH `frame` as a MESSAGE to every subscriber on `publisher`'s route.
+    @inline(__always)
+    func deliver(_ publisher: PeerPointer, _ frame: UnsafeRawPointer, _ header: FrameHeader) {
+        let topicLength = Int(header.aux)
+        let bodyLength = Int(header.bodyLength)
+        let topic = frame + FrameHeader.size
         publisher.pointee.messagesPublished &+= 1
         statistics.messagesPublished &+= 1
 

@@ -49,7 +49,7 @@ extension BrokerCore {
                 return
             }
             enqueue(.ok(requestID: request.requestID), to: peer)
-        case .welcome, .error, .ok, .message, .dropped, .subscribe, .publish:
+        case .welcome, .error, .ok, .message, .dropped, .retained, .subscribe, .publish:
             // checkHeader refused the broker's types; SUBSCRIBE and PUBLISH go elsewhere.
             preconditionFailure("\(type) reached the control-frame handler")
         }
@@ -78,6 +78,7 @@ extension BrokerCore {
         peer.pointee.state = .active
         peer.pointee.wasWelcomed = true
         peer.pointee.name = hello.clientName
+        peer.pointee.capabilities = hello.capabilities & Capabilities.known
         let policy = hello.slowConsumerPolicy ?? configuration.defaultSlowConsumerPolicy
         peer.pointee.policy = policy
         peer.pointee.outputLimit = limit
@@ -89,7 +90,8 @@ extension BrokerCore {
                     brokerUID: brokerUID, maxFrameSize: UInt32(configuration.maxFrameSize),
                     maxTopicLength: UInt32(configuration.maxTopicLength),
                     maxSubscriptions: UInt32(configuration.maxSubscriptionsPerPeer), outputLimit: UInt32(limit),
-                    slowConsumerPolicy: policy, serverName: configuration.serverName)), to: peer)
+                    slowConsumerPolicy: policy, serverName: configuration.serverName,
+                    capabilities: UInt16(truncatingIfNeeded: peer.pointee.capabilities))), to: peer)
         logger.info(
             "peer connected",
             metadata: peerMetadata(peer, ["gid": "\(peer.pointee.credentials.gid)", "policy": "\(policy)",
@@ -166,5 +168,7 @@ extension BrokerCore {
         peer.pointee.subscriptions[subscriptionID] = filter
         index.insert(filter, peer: peer, subscriptionID: subscriptionID)
         enqueue(.ok(requestID: requestID), to: peer)
+        // Right after the OK and before anything routed later: the topics' current values.
+        deliverRetained(matching: filter, to: peer, subscriptionID: subscriptionID)
     }
 }

@@ -58,6 +58,9 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     /// A subscription was removed because a reloaded policy no longer allows it. The
     /// `request_id` field carries the subscription's id; the session goes on.
     case subscriptionRevoked = 25
+    /// A retained PUBLISH would take the publisher's uid past its quota of retained
+    /// messages or retained bytes. Nothing was stored or delivered; the session goes on.
+    case retainedQuotaExceeded = 26
 
     /// Whether the broker closes the connection after sending this code.
     public var isFatal: Bool {
@@ -68,7 +71,7 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
             true
         case .invalidTopic, .invalidFilter, .topicTooLong, .tooManySubscriptions, .unknownSubscription,
             .duplicateSubscription, .reservedTopic, .brokerShuttingDown, .unsupportedFlags, .forbidden,
-            .subscriptionRevoked:
+            .subscriptionRevoked, .retainedQuotaExceeded:
             false
         }
     }
@@ -100,6 +103,7 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .inputBudgetExceeded: "input budget exceeded"
         case .forbidden: "forbidden"
         case .subscriptionRevoked: "subscription revoked"
+        case .retainedQuotaExceeded: "retained quota exceeded"
         }
     }
 }

@@ -4,8 +4,14 @@ public enum FrameDecoder {
     /// oversized or unknown frame is refused without buffering it.
     public static func validate(_ header: FrameHeader, maxFrameSize: Int) throws(FrameDecodingError) -> FrameType {
         guard let type = FrameType(rawValue: header.type) else { throw .unknownType(header.type) }
-        // MESSAGE frames grow by the sender block on the way out, so a receiver allows for it.
-        let allowance = type == .message ? ProtocolLimits.messageSenderBlockSize : 0
+        // MESSAGE and RETAINED frames carry more than the PUBLISH they come from, so a
+        // receiver allows for it.
+        let allowance =
+            switch type {
+            case .message: ProtocolLimits.messageSenderBlockSize
+            case .retained: ProtocolLimits.retainedPrefixSize
+            default: 0
+            }
         guard header.frameLength <= maxFrameSize + allowance else {
             throw .frameTooLarge(length: header.frameLength, maximum: maxFrameSize + allowance)
         }
@@ -41,9 +47,14 @@ public enum FrameDecoder {
     public static func decodeBody(
         type: FrameType, header: FrameHeader, body: UnsafeRawBufferPointer
     ) throws(FrameDecodingError) -> Frame {
-        let allowedFlags: UInt8 = type == .error ? FrameFlags.fatal : 0
+        let allowedFlags: UInt8 =
+            switch type {
+            case .error: FrameFlags.fatal
+            case .publish: FrameFlags.retain
+            default: 0
+            }
         guard header.flags & ~allowedFlags == 0 else { throw .unsupportedFlags(header.flags & ~allowedFlags) }
-        if type != .publish && type != .message && header.aux != 0 {
+        if type != .publish && type != .message && type != .retained && header.aux != 0 {
             throw .invalidValue("aux field must be zero for \(type)")
         }
         var reader = ByteReader(body)
@@ -71,7 +82,7 @@ public enum FrameDecoder {
                     outputLimit: outputLimit, capabilities: capabilities, clientName: name))
         case .welcome:
             let version = try reader.u16()
-            _ = try reader.u16()
+            let capabilities = try reader.u16()
             let peerID = try reader.u64()
             let credentials = PeerCredentials(pid: try reader.u32(), uid: try reader.u32(), gid: try reader.u32())
             let brokerPID = try reader.u32()
@@ -94,7 +105,7 @@ public enum FrameDecoder {
                     version: version, peerID: peerID, credentials: credentials, brokerPID: brokerPID,
                     brokerUID: brokerUID, maxFrameSize: maxFrameSize, maxTopicLength: maxTopicLength,
                     maxSubscriptions: maxSubscriptions, outputLimit: outputLimit, slowConsumerPolicy: policy,
-                    serverName: try reader.utf8(nameLength)))
+                    serverName: try reader.utf8(nameLength), capabilities: capabilities))
         case .error:
             let code = try reader.u16()
             _ = try reader.u16()
@@ -125,7 +136,7 @@ public enum FrameDecoder {
             let topicLength = Int(header.aux)
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
-            frame = .publish(Publish(topic: topic, payload: reader.rest()))
+            frame = .publish(Publish(topic: topic, payload: reader.rest(), retain: header.flags & FrameFlags.retain != 0))
         case .message:
             let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
             let topicLength = Int(header.aux)
@@ -134,6 +145,18 @@ public enum FrameDecoder {
             frame = .message(Delivery(senderID: sender.senderID, sender: sender.credentials, topic: topic, payload: reader.rest()))
         case .dropped:
             frame = .dropped(DropNotice(messages: try reader.u64(), bytes: try reader.u64()))
+        case .retained:
+            let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
+            let subscriptionID = try reader.u32()
+            _ = try reader.u32()
+            let retainedAt = try reader.u64()
+            let topicLength = Int(header.aux)
+            guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
+            let topic = try reader.bytes(topicLength)
+            frame = .retained(
+                RetainedDelivery(
+                    subscriptionID: subscriptionID, retainedAt: retainedAt, senderID: sender.senderID, sender: sender.credentials,
+                    topic: topic, payload: reader.rest()))
         }
         try reader.expectEnd()
         return frame

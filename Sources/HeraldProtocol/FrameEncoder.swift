@@ -23,7 +23,7 @@ public enum FrameEncoder {
         case .welcome(let welcome):
             let name = truncatedUTF8(welcome.serverName, to: ProtocolLimits.maxClientNameLength)
             buffer.appendLE(welcome.version)
-            buffer.appendLE(UInt16(0))
+            buffer.appendLE(welcome.capabilities)
             buffer.appendLE(welcome.peerID)
             buffer.appendLE(welcome.credentials.pid)
             buffer.appendLE(welcome.credentials.uid)
@@ -61,20 +61,25 @@ public enum FrameEncoder {
             buffer.appendLE(unsubscribe.subscriptionID)
         case .publish(let publish):
             aux = UInt16(truncatingIfNeeded: publish.topic.count)
+            flags = publish.retain ? FrameFlags.retain : 0
             buffer.append(contentsOf: publish.topic)
             buffer.append(contentsOf: publish.payload)
         case .message(let delivery):
             aux = UInt16(truncatingIfNeeded: delivery.topic.count)
-            let block = SenderBlock(senderID: delivery.senderID, credentials: delivery.sender)
-            withUnsafeTemporaryAllocation(byteCount: SenderBlock.size, alignment: 8) { raw in
-                block.store(to: raw.baseAddress!)
-                buffer.append(contentsOf: raw)
-            }
+            appendSenderBlock(SenderBlock(senderID: delivery.senderID, credentials: delivery.sender), to: &buffer)
             buffer.append(contentsOf: delivery.topic)
             buffer.append(contentsOf: delivery.payload)
         case .dropped(let notice):
             buffer.appendLE(notice.messages)
             buffer.appendLE(notice.bytes)
+        case .retained(let retained):
+            aux = UInt16(truncatingIfNeeded: retained.topic.count)
+            appendSenderBlock(SenderBlock(senderID: retained.senderID, credentials: retained.sender), to: &buffer)
+            buffer.appendLE(retained.subscriptionID)
+            buffer.appendLE(UInt32(0))
+            buffer.appendLE(retained.retainedAt)
+            buffer.append(contentsOf: retained.topic)
+            buffer.append(contentsOf: retained.payload)
         }
         let header = FrameHeader(
             bodyLength: UInt32(buffer.count - start - FrameHeader.size), type: frame.type.rawValue, flags: flags,
@@ -104,6 +109,14 @@ public enum FrameEncoder {
         withUnsafeBytes(of: header.aux.littleEndian) { buffer.append(contentsOf: $0) }
         buffer.append(contentsOf: topic)
         buffer.append(contentsOf: payload)
+    }
+
+    /// Appends the 24-byte sender block of MESSAGE and RETAINED.
+    private static func appendSenderBlock(_ block: SenderBlock, to buffer: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(byteCount: SenderBlock.size, alignment: 8) { raw in
+            block.store(to: raw.baseAddress!)
+            buffer.append(contentsOf: raw)
+        }
     }
 
     /// The UTF-8 of `text`, cut at a character boundary to at most `limit` bytes.

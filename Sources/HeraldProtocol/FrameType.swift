@@ -24,13 +24,15 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case message = 0x11
     /// Broker → client: messages were dropped because this client did not keep up.
     case dropped = 0x12
+    /// Broker → client: a topic's retained message, for the subscription that was just added.
+    case retained = 0x13
 
     /// Whether clients send this type (HELLO, PING, PONG, GOODBYE, SUBSCRIBE, UNSUBSCRIBE,
     /// PUBLISH). A broker that receives any other defined type answers `unexpected_frame`.
     public var isSentByClients: Bool {
         switch self {
         case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish: true
-        case .welcome, .error, .ok, .message, .dropped: false
+        case .welcome, .error, .ok, .message, .dropped, .retained: false
         }
     }
 
@@ -48,6 +50,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .publish: "PUBLISH"
         case .message: "MESSAGE"
         case .dropped: "DROPPED"
+        case .retained: "RETAINED"
         }
     }
 }

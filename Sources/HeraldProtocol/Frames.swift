@@ -54,13 +54,17 @@ public struct Welcome: Equatable, Sendable {
     public var slowConsumerPolicy: SlowConsumerPolicy
     /// Broker software name and version, e.g. `heraldd 0.1.0`.
     public var serverName: String
+    /// The client's HELLO ``Capabilities`` that the broker supports: the features in use
+    /// for this session (a u16 on the wire).
+    public var capabilities: UInt16
 
     /// Creates a WELCOME body.
     public init(
         version: UInt16, peerID: UInt64, credentials: PeerCredentials, brokerPID: UInt32, brokerUID: UInt32,
         maxFrameSize: UInt32, maxTopicLength: UInt32, maxSubscriptions: UInt32, outputLimit: UInt32,
-        slowConsumerPolicy: SlowConsumerPolicy, serverName: String
+        slowConsumerPolicy: SlowConsumerPolicy, serverName: String, capabilities: UInt16 = 0
     ) {
+        self.capabilities = capabilities
         self.version = version
         self.peerID = peerID
         self.credentials = credentials
@@ -174,16 +178,19 @@ public struct Publish: Equatable, Sendable {
     public var topic: [UInt8]
     /// Opaque payload.
     public var payload: [UInt8]
+    /// Whether the broker keeps it as the topic's retained message (flag 0x01).
+    public var retain: Bool
 
     /// Creates a PUBLISH body.
-    public init(topic: [UInt8], payload: [UInt8]) {
+    public init(topic: [UInt8], payload: [UInt8], retain: Bool = false) {
         self.topic = topic
         self.payload = payload
+        self.retain = retain
     }
 
     /// Creates a PUBLISH body from a topic string.
-    public init(topic: String, payload: [UInt8]) {
-        self.init(topic: Array(topic.utf8), payload: payload)
+    public init(topic: String, payload: [UInt8], retain: Bool = false) {
+        self.init(topic: Array(topic.utf8), payload: payload, retain: retain)
     }
 }
 
@@ -200,6 +207,32 @@ public struct Delivery: Equatable, Sendable {
 
     /// Creates a MESSAGE body.
     public init(senderID: UInt64, sender: PeerCredentials, topic: [UInt8], payload: [UInt8]) {
+        self.senderID = senderID
+        self.sender = sender
+        self.topic = topic
+        self.payload = payload
+    }
+}
+
+/// RETAINED: a topic's retained message, handed to one new subscription (PROTOCOL.md §4.13).
+public struct RetainedDelivery: Equatable, Sendable {
+    /// The subscription this is for: the one whose SUBSCRIBE was just answered OK.
+    public var subscriptionID: UInt32
+    /// When the broker stored the message: nanoseconds since the Unix epoch (its wall clock).
+    public var retainedAt: UInt64
+    /// The publishing connection's peer id (it may be gone by now).
+    public var senderID: UInt64
+    /// The publisher's kernel-verified credentials.
+    public var sender: PeerCredentials
+    /// Topic bytes (valid UTF-8).
+    public var topic: [UInt8]
+    /// Opaque payload, never empty (an empty retained PUBLISH clears the topic).
+    public var payload: [UInt8]
+
+    /// Creates a RETAINED body.
+    public init(subscriptionID: UInt32, retainedAt: UInt64, senderID: UInt64, sender: PeerCredentials, topic: [UInt8], payload: [UInt8]) {
+        self.subscriptionID = subscriptionID
+        self.retainedAt = retainedAt
         self.senderID = senderID
         self.sender = sender
         self.topic = topic
@@ -235,6 +268,7 @@ public enum Frame: Equatable, Sendable {
     case publish(Publish)
     case message(Delivery)
     case dropped(DropNotice)
+    case retained(RetainedDelivery)
 
     /// The frame's type byte.
     public var type: FrameType {
@@ -251,6 +285,7 @@ public enum Frame: Equatable, Sendable {
         case .publish: .publish
         case .message: .message
         case .dropped: .dropped
+        case .retained: .retained
         }
     }
 }

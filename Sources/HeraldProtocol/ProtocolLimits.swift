@@ -25,4 +25,7 @@ public enum ProtocolLimits {
     public static let maxHelloFrameSize = FrameHeader.size + 20 + maxClientNameLength
     /// Bytes the broker adds in front of the topic when it turns a PUBLISH into a MESSAGE.
     public static let messageSenderBlockSize = SenderBlock.size
+    /// Bytes a RETAINED frame has in front of the topic: the sender block, the subscription
+    /// id, 4 reserved bytes and the time the message was retained.
+    public static let retainedPrefixSize = SenderBlock.size + 16
 }

@@ -123,6 +123,7 @@ public final class EpollServer {
         self.core = core
         self.listeners = listeners
         self.logger = logger
+        core.wallClock = MonotonicClock.wallNanoseconds
         herald_ignore_sigpipe()
         epollFD = herald_epoll_create()
         guard epollFD >= 0 else { throw .cannotCreateEventLoop(errno: herald_errno()) }

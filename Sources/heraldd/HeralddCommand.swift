@@ -64,6 +64,12 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .customLong("max-queued-bytes-per-uid"), help: ArgumentHelp("Bytes queued for one user id's subscribers together; past it, those that are behind are handled by their slow-consumer policy (default: 256M).", valueName: "bytes"))
     var maxQueuedBytesPerUID: ByteCount?
 
+    @Option(name: .customLong("max-retained-per-uid"), help: ArgumentHelp("Most retained messages one user id may hold; 0 lets it retain none (default: \(BrokerConfiguration().maxRetainedMessagesPerUID)).", valueName: "count"))
+    var maxRetainedPerUID: Int?
+
+    @Option(name: .customLong("max-retained-bytes-per-uid"), help: ArgumentHelp("Bytes of retained messages (topics and payloads) one user id may hold (default: 64M).", valueName: "bytes"))
+    var maxRetainedBytesPerUID: ByteCount?
+
     @Option(name: .customLong("max-handshaking"), help: ArgumentHelp("Most connections that may be in the handshake (no WELCOME yet) at once (default: \(BrokerConfiguration().maxHandshakingConnections)).", valueName: "count"))
     var maxHandshaking: Int?
 
@@ -102,6 +108,8 @@ struct HeralddCommand: ParsableCommand {
             (.maxConnectionsPerUID, maxConnectionsPerUID, nil, nil),
             (.maxSubscriptionsPerUID, maxSubscriptionsPerUID, nil, nil),
             (.maxQueuedBytesPerUID, maxQueuedBytesPerUID?.value, nil, nil),
+            (.maxRetainedPerUID, maxRetainedPerUID, nil, nil),
+            (.maxRetainedBytesPerUID, maxRetainedBytesPerUID?.value, nil, nil),
             (.maxHandshaking, maxHandshaking, nil, nil),
             (.maxHandshakingPerUID, maxHandshakingPerUID, nil, nil),
             (.frameTimeout, nil, frameTimeout, nil),

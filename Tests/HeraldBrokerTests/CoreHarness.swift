@@ -20,11 +20,11 @@ final class CoreHarness {
     /// Opens a connection; with `hello` set, completes the handshake and checks the WELCOME.
     func connect(
         uid: UInt32 = 1000, pid: UInt32 = 77, name: String = "test", policy: SlowConsumerPolicy? = nil,
-        outputLimit: UInt32 = 0, groups: [UInt32] = [], hello: Bool = true
+        outputLimit: UInt32 = 0, groups: [UInt32] = [], capabilities: UInt32 = 0, hello: Bool = true
     ) -> PeerPointer {
         let peer = core.connectPeer(credentials: PeerCredentials(pid: pid, uid: uid, gid: uid), groups: groups, now: clock)
         if hello {
-            send(peer, .hello(Hello(slowConsumerPolicy: policy, outputLimit: outputLimit, clientName: name)))
+            send(peer, .hello(Hello(slowConsumerPolicy: policy, outputLimit: outputLimit, capabilities: capabilities, clientName: name)))
             let frames = drain(peer)
             guard case .welcome = frames.first else {
                 Issue.record("expected WELCOME, got \(frames)")

@@ -51,12 +51,14 @@ import Testing
     }
 
     /// The 8 header bytes alone are enough to refuse a frame over the limit (plus the
-    /// sender-block allowance for MESSAGE), and a frame at the limit waits for its body.
+    /// allowance for MESSAGE and RETAINED), and a frame at the limit waits for its body.
     @Test func headerAloneDecidesTheSizeLimit() async {
         let maxFrameSizes = Gen.int(in: FrameHeader.size...ProtocolLimits.maxFrameSizeCeiling)
         await propertyCheck(count: 500, input: Gen<FrameType>.case, maxFrameSizes, Gen.int(in: 1...100_000)) {
             type, maxFrameSize, excess in
-            let limit = maxFrameSize + (type == .message ? ProtocolLimits.messageSenderBlockSize : 0)
+            let limit =
+                maxFrameSize
+                + (type == .message ? ProtocolLimits.messageSenderBlockSize : type == .retained ? ProtocolLimits.retainedPrefixSize : 0)
             let over = Self.headerBytes(bodyLength: limit + excess - FrameHeader.size, type: type.rawValue)
             #expect(throws: FrameDecodingError.frameTooLarge(length: limit + excess, maximum: limit)) {
                 try FrameDecoder.decode(over, maxFrameSize: maxFrameSize)
@@ -106,7 +108,7 @@ import Testing
 
     /// Random bodies behind plausible headers, so the body decoders are reached too.
     @Test func randomBodiesNeverCrashTheDecoder() async {
-        let types = FrameType.allCases.map(\.rawValue) + [0x00, 0x0A, 0x13, 0xFF]
+        let types = FrameType.allCases.map(\.rawValue) + [0x00, 0x0A, 0x14, 0xFF]
         let input = zip(
             Gen<UInt8?>.element(of: types).map { $0! },
             Gen<UInt8>.frequency((weight: 4, gen: Gen.always(0)), (weight: 1, gen: Gen.uint8())),

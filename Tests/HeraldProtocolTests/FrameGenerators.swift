@@ -39,13 +39,14 @@ enum FrameGenerators {
 
     static let welcome: FrameGenerator = zip(
         Gen.uint16(), Gen.uint64(), credentials, zip(Gen.uint32(), Gen.uint32()),
-        zip(Gen.uint32(), Gen.uint32(), Gen.uint32(), Gen.uint32()), Gen<SlowConsumerPolicy>.case, text(scalars: 0...63)
+        zip(Gen.uint32(), Gen.uint32(), Gen.uint32(), Gen.uint32()), zip(Gen<SlowConsumerPolicy>.case, Gen.uint16()),
+        text(scalars: 0...63)
     ).map { value in
         Frame.welcome(
             Welcome(
                 version: value.0, peerID: value.1, credentials: value.2, brokerPID: value.3.0, brokerUID: value.3.1,
                 maxFrameSize: value.4.0, maxTopicLength: value.4.1, maxSubscriptions: value.4.2, outputLimit: value.4.3,
-                slowConsumerPolicy: value.5, serverName: value.6))
+                slowConsumerPolicy: value.5.0, serverName: value.6, capabilities: value.5.1))
     }.eraseToAny()
 
     static let error: FrameGenerator = zip(Gen.uint16(), Gen.bool, Gen.uint32(), text(scalars: 0...256)).map { value in
@@ -64,8 +65,8 @@ enum FrameGenerators {
         Frame.unsubscribe(Unsubscribe(requestID: $0.0, subscriptionID: $0.1))
     }.eraseToAny()
 
-    static let publish: FrameGenerator = zip(bytes(0...300), bytes(0...300)).map {
-        Frame.publish(Publish(topic: $0.0, payload: $0.1))
+    static let publish: FrameGenerator = zip(bytes(0...300), bytes(0...300), Gen.bool).map {
+        Frame.publish(Publish(topic: $0.0, payload: $0.1, retain: $0.2))
     }.eraseToAny()
 
     static let message: FrameGenerator = zip(Gen.uint64(), credentials, bytes(0...300), bytes(0...300)).map { value in
@@ -79,7 +80,15 @@ enum FrameGenerators {
         Frame.dropped(DropNotice(messages: $0.0, bytes: $0.1))
     }.eraseToAny()
 
+    static let retained: FrameGenerator = zip(zip(Gen.uint32(), Gen.uint64(), Gen.uint64()), credentials, bytes(0...300), bytes(0...300))
+        .map { value in
+            Frame.retained(
+                RetainedDelivery(
+                    subscriptionID: value.0.0, retainedAt: value.0.1, senderID: value.0.2, sender: value.1, topic: value.2,
+                    payload: value.3))
+        }.eraseToAny()
+
     /// Any frame of any type.
     static let any = Gen.oneOf(
-        hello, welcome, error, ping, pong, goodbye, ok, subscribe, unsubscribe, publish, message, dropped)
+        hello, welcome, error, ping, pong, goodbye, ok, subscribe, unsubscribe, publish, message, dropped, retained)
 }

@@ -30,7 +30,7 @@ enum FrameMeaning {
                     maxSubscriptions: try fields.integer("max_subscriptions"),
                     outputLimit: try fields.integer("output_limit"),
                     slowConsumerPolicy: try policy(&fields, context: context),
-                    serverName: try fields.string("server_name")))
+                    serverName: try fields.string("server_name"), capabilities: try fields.integer("capabilities")))
         case .error:
             let code: UInt16 = try fields.integer("code")
             try checkCodeName(try fields.optionalString("code_name"), code: code, context: context)
@@ -59,7 +59,9 @@ enum FrameMeaning {
                     requestID: try fields.integer("request_id"), subscriptionID: try fields.integer("subscription_id")))
         case .publish:
             frame = .publish(
-                Publish(topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
+                Publish(
+                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex"),
+                    retain: try fields.bool("retain")))
         case .message:
             frame = .message(
                 Delivery(
@@ -70,6 +72,15 @@ enum FrameMeaning {
                     topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
         case .dropped:
             frame = .dropped(DropNotice(messages: try fields.u64("messages"), bytes: try fields.u64("bytes")))
+        case .retained:
+            frame = .retained(
+                RetainedDelivery(
+                    subscriptionID: try fields.integer("subscription_id"), retainedAt: try fields.u64("retained_at"),
+                    senderID: try fields.u64("sender_id"),
+                    sender: PeerCredentials(
+                        pid: try fields.integer("sender_pid"), uid: try fields.integer("sender_uid"),
+                        gid: try fields.integer("sender_gid")),
+                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
         }
         try fields.finish()
         return frame

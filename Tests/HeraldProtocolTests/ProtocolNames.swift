@@ -18,6 +18,7 @@ enum ProtocolNames {
         case .publish: "publish"
         case .message: "message"
         case .dropped: "dropped"
+        case .retained: "retained"
         }
     }
 

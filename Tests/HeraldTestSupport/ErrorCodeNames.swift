@@ -30,6 +30,7 @@ public enum ErrorCodeNames {
         case .inputBudgetExceeded: "input_budget_exceeded"
         case .forbidden: "forbidden"
         case .subscriptionRevoked: "subscription_revoked"
+        case .retainedQuotaExceeded: "retained_quota_exceeded"
         }
     }
 }

@@ -87,17 +87,28 @@ public final class Bus: Sendable {
     /// whether it refused it). Suspends only while the outgoing buffer holds
     /// ``BusOptions/publishBufferLimit`` bytes; messages are never dropped.
     ///
+    /// With `retain`, the broker also keeps the message as the topic's **retained** message,
+    /// its current value: every subscription added later whose filter matches the topic
+    /// receives it first, with ``Message/isRetained`` set (the "current value" pattern: a
+    /// panel started after the battery service still sees the battery level at once). A later
+    /// retained publish on the topic replaces it; an empty retained payload clears it. The
+    /// broker holds retained messages within a per-user quota: over it, the publish is
+    /// refused (``flush()`` throws ``HeraldError/retainedQuotaExceeded(_:)``), and nothing is
+    /// ever evicted silently.
+    ///
     /// - Throws: ``HeraldError/invalidTopic(_:reason:)`` or
     ///   ``HeraldError/messageTooLarge(size:maximum:)`` before anything is sent;
     ///   ``HeraldError/closed`` after ``close()``; the reason the connection ended if it did.
     @inlinable
-    nonisolated(nonsending) public func publish(_ topic: String, _ payload: some Collection<UInt8>) async throws(HeraldError) {
+    nonisolated(nonsending) public func publish(
+        _ topic: String, _ payload: some Collection<UInt8>, retain: Bool = false
+    ) async throws(HeraldError) {
         // Inlinable so the caller's async frame is used: the fast path makes no allocation
         // beyond the payload copy into the outgoing buffer, and never suspends.
         while true {
             let attempt =
-                payload.withContiguousStorageIfAvailable { attemptPublish(topic, UnsafeRawBufferPointer($0)) }
-                ?? Array(payload).withUnsafeBytes { attemptPublish(topic, $0) }
+                payload.withContiguousStorageIfAvailable { attemptPublish(topic, UnsafeRawBufferPointer($0), retain: retain) }
+                ?? Array(payload).withUnsafeBytes { attemptPublish(topic, $0, retain: retain) }
             switch attempt {
             case .queued: return
             case .failed(let error): throw error
@@ -106,33 +117,37 @@ public final class Bus: Sendable {
         }
     }
 
-    /// Publishes the UTF-8 bytes of `text` on `topic`; see the byte-payload `publish(_:_:)`.
+    /// Publishes the UTF-8 bytes of `text` on `topic`; see the byte-payload `publish(_:_:retain:)`.
     @inlinable
-    nonisolated(nonsending) public func publish(_ topic: String, _ text: String) async throws(HeraldError) {
-        try await publish(topic, text.utf8)
+    nonisolated(nonsending) public func publish(_ topic: String, _ text: String, retain: Bool = false) async throws(HeraldError) {
+        try await publish(topic, text.utf8, retain: retain)
     }
 
     /// Publishes `value` encoded as JSON on `topic`.
     ///
     /// - Throws: the encoder's `EncodingError`, or a ``HeraldError`` as for a byte payload.
-    nonisolated(nonsending) public func publish<T: Encodable>(_ topic: String, json value: T, encoder: JSONEncoder = JSONEncoder()) async throws {
+    nonisolated(nonsending) public func publish<T: Encodable>(
+        _ topic: String, json value: T, encoder: JSONEncoder = JSONEncoder(), retain: Bool = false
+    ) async throws {
         let data = try encoder.encode(value)
-        try await publish(topic, data)
+        try await publish(topic, data, retain: retain)
     }
 
     /// One attempt to append a PUBLISH frame (validation, one lock, one append).
     @usableFromInline
-    func attemptPublish(_ topic: String, _ payload: UnsafeRawBufferPointer) -> PublishAttempt {
+    func attemptPublish(_ topic: String, _ payload: UnsafeRawBufferPointer, retain: Bool) -> PublishAttempt {
+        let flags = retain ? FrameFlags.retain : 0
         let maxTopicLength = broker.maxTopicLength
         let maxFrameSize = broker.maxFrameSize
         if let attempt = topic.utf8.withContiguousStorageIfAvailable({
             connection.tryPublish(
-                topic: UnsafeRawBufferPointer($0), payload: payload, maxTopicLength: maxTopicLength, maxFrameSize: maxFrameSize)
+                topic: UnsafeRawBufferPointer($0), payload: payload, flags: flags, maxTopicLength: maxTopicLength,
+                maxFrameSize: maxFrameSize)
         }) {
             return attempt
         }
         return Array(topic.utf8).withUnsafeBytes {
-            connection.tryPublish(topic: $0, payload: payload, maxTopicLength: maxTopicLength, maxFrameSize: maxFrameSize)
+            connection.tryPublish(topic: $0, payload: payload, flags: flags, maxTopicLength: maxTopicLength, maxFrameSize: maxFrameSize)
         }
     }
 

@@ -32,6 +32,9 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The broker's reloaded policy no longer allows the subscription to `filter`: it ended
     /// (`message` names the rule).
     case subscriptionRevoked(filter: String, message: String)
+    /// A retained publish would take this user past the broker's quota of retained messages
+    /// or bytes (`message` says which); nothing was stored or delivered.
+    case retainedQuotaExceeded(String)
     /// The broker refused a request with an error this library has no specific case for.
     /// `code` is an ``ErrorCode`` raw value (possibly one newer than this library).
     case brokerError(code: UInt16, message: String)
@@ -58,6 +61,7 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooManySubscriptions: .tooManySubscriptions
         case .forbidden: .forbidden(frame.message)
         case .subscriptionRevoked: .subscriptionRevoked(filter: filter ?? "", message: frame.message)
+        case .retainedQuotaExceeded: .retainedQuotaExceeded(frame.message)
         case .slowConsumer: .slowConsumerDisconnected(frame.message)
         default: .brokerError(code: frame.code, message: frame.message)
         }
@@ -89,6 +93,8 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
             "forbidden by the broker's policy: \(message)"
         case .subscriptionRevoked(let filter, let message):
             "subscription to '\(filter)' ended by the broker's policy: \(message)"
+        case .retainedQuotaExceeded(let message):
+            "over the broker's retained-message quota: \(message)"
         case .brokerError(let code, let message):
             "broker error \(code)" + (ErrorCode(rawValue: code).map { " (\($0))" } ?? "") + ": \(message)"
         case .slowConsumerDisconnected(let message):

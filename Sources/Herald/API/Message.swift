@@ -46,14 +46,31 @@ public struct Message: Sendable {
     /// Whether this is the first message after the bus reconnected to its broker: messages
     /// published while it had no connection were not delivered (how many is not known).
     public var afterReconnect: Bool
+    /// For a retained message (the topic's current value, handed to the subscription when it
+    /// was added), when the broker stored it; nil for a message published while subscribed.
+    public var retainedAt: Date?
+
+    /// Whether this is the topic's retained message, published before the subscription was
+    /// added (see ``Bus/publish(_:_:retain:)``). Retained messages come first, before any
+    /// message published after the subscription was added.
+    public var isRetained: Bool { retainedAt != nil }
 
     /// Creates a message (useful for tests and for code that forwards messages).
-    public init(topic: String, payload: [UInt8], sender: Sender, droppedBefore: UInt64 = 0, afterReconnect: Bool = false) {
+    public init(
+        topic: String, payload: [UInt8], sender: Sender, droppedBefore: UInt64 = 0, afterReconnect: Bool = false,
+        retainedAt: Date? = nil
+    ) {
         self.topic = topic
         self.payload = payload
         self.sender = sender
         self.droppedBefore = droppedBefore
         self.afterReconnect = afterReconnect
+        self.retainedAt = retainedAt
+    }
+
+    /// The time a RETAINED frame carries (ns since the epoch) as a date; 0 means not retained.
+    static func date(retainedNanoseconds: UInt64) -> Date? {
+        retainedNanoseconds == 0 ? nil : Date(timeIntervalSince1970: Double(retainedNanoseconds) / 1e9)
     }
 
     /// The payload as text, or nil if it is not valid UTF-8.

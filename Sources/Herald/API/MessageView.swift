@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// A received message read in place from its subscription's receive buffer, as
 /// ``Subscription/Iterator/nextBatch(limit:_:)`` lends it to its closure.
 ///
@@ -16,11 +22,19 @@ public struct MessageView: ~Copyable {
     public let droppedBefore: UInt64
     /// Whether this is the first message after a reconnect (see ``Message/afterReconnect``).
     public let afterReconnect: Bool
+    /// When the broker stored it, for a retained message; nil otherwise (see ``Message/retainedAt``).
+    public let retainedAt: Date?
+    /// Whether this is the topic's retained message (see ``Message/isRetained``).
+    public var isRetained: Bool { retainedAt != nil }
     /// The payload in the receive buffer: valid while the view is lent, never handed out
     /// but for the duration of ``withPayload(_:)``.
     let payloadBytes: UnsafeRawBufferPointer
 
-    init(topic: String, payloadBytes: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool) {
+    init(
+        topic: String, payloadBytes: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool,
+        retainedAt: Date?
+    ) {
+        self.retainedAt = retainedAt
         self.topic = topic
         self.payloadBytes = payloadBytes
         self.sender = sender
@@ -41,7 +55,9 @@ public struct MessageView: ~Copyable {
 
     /// The message as a ``Message`` value, with the payload copied out.
     public var message: Message {
-        Message(topic: topic, payload: [UInt8](payloadBytes), sender: sender, droppedBefore: droppedBefore, afterReconnect: afterReconnect)
+        Message(
+            topic: topic, payload: [UInt8](payloadBytes), sender: sender, droppedBefore: droppedBefore, afterReconnect: afterReconnect,
+            retainedAt: retainedAt)
     }
 
     /// The payload as text, or nil if it is not valid UTF-8.

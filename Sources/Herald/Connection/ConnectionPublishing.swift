@@ -12,7 +12,7 @@ extension Connection {
     /// Validates and appends one PUBLISH frame under one lock acquisition.
     @inline(__always)
     func tryPublish(
-        topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, maxTopicLength: Int, maxFrameSize: Int
+        topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, flags: UInt8 = 0, maxTopicLength: Int, maxFrameSize: Int
     ) -> PublishAttempt {
         let frameLength = FrameHeader.size + topic.count + payload.count
         guard frameLength <= maxFrameSize else { return .failed(.messageTooLarge(size: frameLength, maximum: maxFrameSize)) }
@@ -42,7 +42,7 @@ extension Connection {
             } else if state.buffer.count + frameLength > limit && !state.buffer.isEmpty {
                 return (.full, false)
             }
-            state.buffer.appendPublish(topic: topic, payload: payload)
+            state.buffer.appendPublish(topic: topic, payload: payload, flags: flags)
             let wake = state.ioIdle
             state.ioIdle = false
             return (.queued, wake)

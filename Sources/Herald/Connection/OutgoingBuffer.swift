@@ -42,12 +42,12 @@ final class OutgoingBuffer: @unchecked Sendable {
 
     /// Appends a PUBLISH frame for validated `topic` bytes and `payload`.
     @inline(__always)
-    func appendPublish(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) {
+    func appendPublish(topic: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, flags: UInt8 = 0) {
         let total = FrameHeader.size + topic.count + payload.count
         reserve(total)
         let frame = bytes + count
         FrameHeader(
-            bodyLength: UInt32(topic.count + payload.count), type: FrameType.publish.rawValue,
+            bodyLength: UInt32(topic.count + payload.count), type: FrameType.publish.rawValue, flags: flags,
             aux: UInt16(truncatingIfNeeded: topic.count)
         ).store(to: frame)
         if let base = topic.baseAddress { (frame + FrameHeader.size).copyMemory(from: base, byteCount: topic.count) }

@@ -85,6 +85,20 @@ final class DeliveryBuffer: @unchecked Sendable {
         self.charge += charge
     }
 
+    /// Appends a retained message as a run of its own: `frame` is a whole MESSAGE frame (the
+    /// RETAINED frame rewritten), `retainedAt` when the broker stored it.
+    func appendRetained(frame: UnsafeRawBufferPointer, retainedAt: UInt64, charge: Int) {
+        let needed = DeliveryRun.size + frame.count
+        if capacity - count < needed { grow(to: count + needed) }
+        DeliveryRun(droppedBefore: retainedAt, length: frame.count, continuesTopic: false, retained: true).store(to: bytes + count)
+        (bytes + count + DeliveryRun.size).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
+        count += needed
+        // Whatever follows starts a run of its own.
+        lastRunOffset = -1
+        lastTopicRun = -1
+        self.charge += charge
+    }
+
     /// Marks a reconnect: the next message appended (or, if none follows in this buffer, the
     /// next one the subscription reads) has ``Message/afterReconnect`` set.
     func appendReconnectMarker() {

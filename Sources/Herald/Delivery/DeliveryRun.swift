@@ -10,7 +10,10 @@
 /// offset 8   u32  length          bytes of MESSAGE frames that follow
 /// offset 12  u8   flags           0x01: the first frame's topic is the previous run's topic;
 ///                                  0x02: the bus reconnected before this run (a run with this
-///                                  flag and no frames marks the gap for the next message)
+///                                  flag and no frames marks the gap for the next message);
+///                                  0x04: a retained message: the run holds exactly one frame
+///                                  (a RETAINED frame rewritten as MESSAGE) and offset 0 holds
+///                                  when it was retained (ns since the epoch), not a drop count
 /// offset 13  3 bytes unused
 /// ```
 /// Native byte order, unaligned: it only ever lives in this process's memory.
@@ -24,13 +27,15 @@ struct DeliveryRun {
     var length: Int
     var continuesTopic: Bool
     var afterReconnect: Bool
+    var retained: Bool
 
     @inline(__always)
-    init(droppedBefore: UInt64, length: Int, continuesTopic: Bool, afterReconnect: Bool = false) {
+    init(droppedBefore: UInt64, length: Int, continuesTopic: Bool, afterReconnect: Bool = false, retained: Bool = false) {
         self.droppedBefore = droppedBefore
         self.length = length
         self.continuesTopic = continuesTopic
         self.afterReconnect = afterReconnect
+        self.retained = retained
     }
 
     @inline(__always)
@@ -40,13 +45,14 @@ struct DeliveryRun {
         let flags = pointer.load(fromByteOffset: 12, as: UInt8.self)
         continuesTopic = flags & 0x01 != 0
         afterReconnect = flags & 0x02 != 0
+        retained = flags & 0x04 != 0
     }
 
     @inline(__always)
     func store(to pointer: UnsafeMutableRawPointer) {
         pointer.storeBytes(of: droppedBefore, as: UInt64.self)
         pointer.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
-        let flags: UInt32 = (continuesTopic ? 0x01 : 0) | (afterReconnect ? 0x02 : 0)
+        let flags: UInt32 = (continuesTopic ? 0x01 : 0) | (afterReconnect ? 0x02 : 0) | (retained ? 0x04 : 0)
         pointer.storeBytes(of: flags, toByteOffset: 12, as: UInt32.self)
     }
 

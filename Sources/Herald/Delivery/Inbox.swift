@@ -22,6 +22,8 @@ struct Inbox {
     var runContinuesTopic = true
     /// A reconnect marker was read: the next message has ``Message/afterReconnect`` set.
     var reconnectPending = false
+    /// The current run is a retained message, stored at this time (ns since the epoch); 0 if not.
+    var retainedPending: UInt64 = 0
     /// The last topic seen (pointing into a held buffer) and its String, so a run of
     /// messages on one topic decodes it once.
     var topicBytes: UnsafeRawPointer?
@@ -39,7 +41,7 @@ struct Inbox {
         // stdlib function that looks the storage type's metadata up on every call.
         return Message(
             topic: next.topic, payload: [UInt8](next.payload), sender: next.sender, droppedBefore: next.droppedBefore,
-            afterReconnect: next.afterReconnect)
+            afterReconnect: next.afterReconnect, retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
     }
 
     /// The next buffered message read in place, or nil when every held buffer has been read.
@@ -48,7 +50,7 @@ struct Inbox {
         guard let next = nextInPlace() else { return nil }
         return MessageView(
             topic: next.topic, payloadBytes: next.payload, sender: next.sender, droppedBefore: next.droppedBefore,
-            afterReconnect: next.afterReconnect)
+            afterReconnect: next.afterReconnect, retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
     }
 
     /// The parts of the next buffered message, the payload in place; nil when every held
@@ -56,12 +58,15 @@ struct Inbox {
     /// would be built and consumed on ``next()``'s per-message path for nothing.)
     @inline(__always)
     mutating func nextInPlace() -> (
-        topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool
+        topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool,
+        retainedAt: UInt64
     )? {
         guard prepare() else { return nil }
         let frame = cursor.unsafelyUnwrapped
         let droppedBefore = runDroppedBefore
         let afterReconnect = reconnectPending
+        let retainedAt = retainedPending
+        retainedPending = 0
         let sameTopic = runContinuesTopic
         // Only the run's first message carries what its record says.
         runDroppedBefore = 0
@@ -83,7 +88,10 @@ struct Inbox {
         let block = SenderBlock(loadingFrom: body)
         let sender = Message.Sender(
             peerID: block.senderID, pid: block.credentials.pid, uid: block.credentials.uid, gid: block.credentials.gid)
-        return (topic, UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength), sender, droppedBefore, afterReconnect)
+        return (
+            topic, UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength), sender, droppedBefore, afterReconnect,
+            retainedAt
+        )
     }
 
     /// Whether a message is buffered: positions the cursor on it, reading run records (and
@@ -101,7 +109,11 @@ struct Inbox {
             let run = DeliveryRun(loadingFrom: record)
             cursor = record + DeliveryRun.size
             runEnd = cursor.unsafelyUnwrapped + run.length
-            runDroppedBefore &+= run.droppedBefore
+            if run.retained {
+                retainedPending = run.droppedBefore
+            } else {
+                runDroppedBefore &+= run.droppedBefore
+            }
             runContinuesTopic = run.continuesTopic
             if run.afterReconnect { reconnectPending = true }
         }

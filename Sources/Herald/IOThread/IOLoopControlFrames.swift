@@ -49,8 +49,27 @@ extension IOLoop {
         case .dropped(let notice):
             pendingDropped &+= notice.messages
             connection.emit(.messagesDropped(count: notice.messages, bytes: notice.bytes))
+        case .retained(let retained):
+            stageRetained(retained)
         case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message:
             protocolViolation("the broker sent \(type), which brokers do not send after the handshake")
+        }
+    }
+
+    /// Stages a topic's retained message for the subscription it names (just confirmed by
+    /// its OK), as a MESSAGE frame in a run of its own marked retained. A subscription the
+    /// application has ended since gets nothing.
+    func stageRetained(_ retained: RetainedDelivery) {
+        refreshTargetsIfNeeded()
+        guard let index = targets.firstIndex(where: { $0.state.ids.contains(retained.subscriptionID) }) else { return }
+        let frame = FrameEncoder.encode(
+            .message(Delivery(senderID: retained.senderID, sender: retained.sender, topic: retained.topic, payload: retained.payload)))
+        let staged = targets[index].staged
+        if staged.isEmpty { touched.append(index) }
+        frame.withUnsafeBytes {
+            staged.appendRetained(
+                frame: $0, retainedAt: max(1, retained.retainedAt),
+                charge: SubscriptionState.charge(topicLength: retained.topic.count, payloadLength: retained.payload.count))
         }
     }
 

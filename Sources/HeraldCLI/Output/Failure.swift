@@ -17,7 +17,7 @@ enum Failure {
         case .connectionClosed, .connectionLost, .slowConsumerDisconnected:
             ExitStatus.connectionLost
         case .invalidTopic, .invalidFilter, .messageTooLarge, .tooManySubscriptions, .brokerError, .closed, .forbidden,
-            .subscriptionRevoked:
+            .subscriptionRevoked, .retainedQuotaExceeded:
             ExitStatus.requestFailed
         }
     }

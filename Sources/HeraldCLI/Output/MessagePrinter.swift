@@ -19,6 +19,8 @@ struct MessagePrinter {
         var line = message.topic
         line += " "
         line += message.string ?? "0x" + hex(message.payload)
+        // The topic's current value, published before this subscription began.
+        if message.isRetained { line += "  (retained)" }
         if showSender {
             let sender = message.sender
             let pid = sender.processExited ? "0 (exited)" : "\(sender.pid)"
@@ -45,6 +47,10 @@ struct MessagePrinter {
         let sender = message.sender
         line += "\",\"sender\":{\"peer\":\(sender.peerID),\"pid\":\(sender.pid),\"uid\":\(sender.uid),\"gid\":\(sender.gid)}"
         if message.droppedBefore > 0 { line += ",\"dropped_before\":\(message.droppedBefore)" }
+        if let retainedAt = message.retainedAt {
+            // Seconds since the Unix epoch, when the broker stored it.
+            line += ",\"retained\":true,\"retained_at\":\(retainedAt.timeIntervalSince1970)"
+        }
         line += "}\n"
         return line
     }

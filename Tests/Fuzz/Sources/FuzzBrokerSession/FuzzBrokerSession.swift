@@ -21,6 +21,9 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     configuration.maxLingeringConnections = 2
     // Small enough that the per-uid quota on queued output is reached.
     configuration.maxQueuedBytesPerUID = 8192
+    // Small enough that fuzzed retained publishes reach the per-uid quotas.
+    configuration.maxRetainedMessagesPerUID = 4
+    configuration.maxRetainedBytesPerUID = 512
     configuration.policy = fuzzPolicies[0]
     let broker = InMemoryBroker(configuration: configuration)
     var connections = 0
@@ -32,7 +35,7 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var policyInForce = 0
     for index in 0..<2 {
         broker.feed(peers[index], FrameEncoder.encode(.hello(Hello(slowConsumerPolicy: index == 0 ? .drop : .backpressure,
-            outputLimit: 4096, clientName: "fuzz-\(index)"))))
+            outputLimit: 4096, capabilities: index == 0 ? Capabilities.retained : 0, clientName: "fuzz-\(index)"))))
         broker.feed(peers[index], FrameEncoder.encode(.subscribe(Subscribe(requestID: 1, subscriptionID: 1, filter: "#"))))
         _ = broker.drainFrames(peers[index])
     }
@@ -54,6 +57,7 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         case 4:
             checkWholeFrames(broker.drainFrames(peers[peer]), broker, peers[peer])
             guard broker.queuedOutputIsConsistent() else { fatalError("per-uid queued output drifted from the queues") }
+            guard broker.core.retained.isConsistent() else { fatalError("per-uid retained usage drifted from the store") }
         case 5:
             broker.endBatch()
         case 6:

@@ -1,0 +1,77 @@
+import HeraldProtocol
+import Logging
+
+/// Retained messages (PROTOCOL.md §4.10, §4.13): a PUBLISH with the retain flag is kept as its
+/// topic's current value and handed to every later matching subscription, right after the
+/// SUBSCRIBE's OK. Off the hot path: a plain PUBLISH never comes here, and a retained one is
+/// routed to the current subscribers by the same code as any other.
+extension BrokerCore {
+    /// A PUBLISH with flags: the retain flag (stored, then routed), or undefined bits (refused).
+    /// Checks run in the order of PROTOCOL.md §3.5: flags, then aux, then the topic and the
+    /// policy (with the route), then the retained quota.
+    func publishFlagged(_ publisher: PeerPointer, _ frame: UnsafeRawPointer, _ header: FrameHeader) {
+        let ordinal = publisher.pointee.publishOrdinal
+        let undefined = header.flags & ~FrameFlags.retain
+        guard undefined == 0 else {
+            requestError(publisher, .unsupportedFlags, requestID: ordinal,
+                "PUBLISH flag bits 0x\(String(undefined, radix: 16)) are not defined in this protocol version")
+            return
+        }
+        let topicLength = Int(header.aux)
+        let bodyLength = Int(header.bodyLength)
+        guard topicLength <= bodyLength else {
+            fail(publisher, .malformedFrame, "PUBLISH topic length \(topicLength) exceeds its body of \(bodyLength) bytes")
+            return
+        }
+        let topic = frame + FrameHeader.size
+        guard ensureRoute(publisher, topic, topicLength) else { return }
+        let message = RetainedMessage(
+            topic: Array(UnsafeRawBufferPointer(start: topic, count: topicLength)),
+            payload: Array(UnsafeRawBufferPointer(start: topic + topicLength, count: bodyLength - topicLength)),
+            senderID: publisher.pointee.id, sender: publisher.pointee.senderCredentials, retainedAt: wallClock())
+        let limits = RetainedStore.Limits(
+            messagesPerUID: configuration.maxRetainedMessagesPerUID, bytesPerUID: configuration.maxRetainedBytesPerUID)
+        // Charged to the uid the kernel reported at connect (the sender block's uid).
+        switch retained.retain(message, limits: limits) {
+        case .stored, .cleared, .nothingToClear:
+            break
+        case .tooManyMessages(let held, let limit):
+            refuseRetained(publisher, ordinal, "uid \(message.sender.uid) already holds \(held) retained messages, its maximum of \(limit)")
+            return
+        case .tooManyBytes(let held, let adding, let limit):
+            refuseRetained(publisher, ordinal,
+                "uid \(message.sender.uid) holds \(held) bytes of retained messages; \(adding) more would pass its maximum of \(limit)")
+            return
+        }
+        deliver(publisher, frame, header)
+    }
+
+    /// Over a retained quota: nothing is stored or routed, and the publisher is told why.
+    private func refuseRetained(_ publisher: PeerPointer, _ ordinal: UInt32, _ reason: String) {
+        statistics.retainedQuotaRefusals &+= 1
+        requestError(publisher, .retainedQuotaExceeded, requestID: ordinal,
+            "retained PUBLISH refused, nothing was stored or delivered: \(reason)")
+    }
+
+    /// Queues the retained messages `filter` matches (and the policy lets `peer` receive) for
+    /// the subscription just added: RETAINED frames to a peer that announced the capability,
+    /// plain MESSAGE frames to one that did not. They count as output like any delivery.
+    func deliverRetained(matching filter: TopicFilter, to peer: PeerPointer, subscriptionID: UInt32) {
+        guard retained.count > 0 else { return }
+        let asRetained = peer.pointee.capabilities & Capabilities.retained != 0
+        for message in retained.matching(filter) {
+            let permitted = message.topic.withUnsafeBytes { peer.pointee.access.mayReceive($0) }
+            guard permitted else { continue }
+            let frame: Frame =
+                asRetained
+                ? .retained(
+                    RetainedDelivery(
+                        subscriptionID: subscriptionID, retainedAt: message.retainedAt, senderID: message.senderID,
+                        sender: message.sender, topic: message.topic, payload: message.payload))
+                : .message(Delivery(senderID: message.senderID, sender: message.sender, topic: message.topic, payload: message.payload))
+            enqueue(frame, to: peer, control: false)
+            peer.pointee.messagesReceived &+= 1
+            statistics.retainedDelivered &+= 1
+        }
+    }
+}
