@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -240,4 +241,63 @@ int herald_set_thread_name(const char *name) {
         return -1;
     }
     return 0;
+}
+
+int herald_sealed_memfd(const char *name, const void *bytes, size_t count) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    const char *cursor = bytes;
+    size_t left = count;
+    while (left > 0) {
+        ssize_t n = write(fd, cursor, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int saved = errno;
+            close(fd);
+            errno = n == 0 ? EIO : saved;
+            return -1;
+        }
+        cursor += n;
+        left -= (size_t)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int herald_memfd_is_sealed(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0) return errno == EINVAL ? 0 : -1;
+    int needed = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK;
+    return (seals & needed) == needed ? 1 : 0;
+}
+
+ssize_t herald_recv_with_fds(int fd, void *buffer, size_t capacity, int *fds, int fd_capacity, int *fd_count) {
+    *fd_count = 0;
+    struct iovec iov = {.iov_base = buffer, .iov_len = capacity};
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * 253)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes, .msg_controllen = sizeof control.bytes};
+    ssize_t n = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    if (n < 0) return -1;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *passed = (int *)CMSG_DATA(header);
+        for (int index = 0; index < count; index++) {
+            if (*fd_count < fd_capacity) {
+                fds[(*fd_count)++] = passed[index];
+            } else {
+                close(passed[index]);  // more than the caller has room for: never leaked
+            }
+        }
+    }
+    return n;
 }

@@ -68,6 +68,8 @@ public final class BrokerCore {
     var lastRefusal: (refusal: AdmissionRefusal, frame: [UInt8])?
     /// Each topic's retained message (`RetainedPublishing`).
     public internal(set) var retained = RetainedStore()
+    /// Counts changes to ``retained`` (stored or cleared), so heraldd saves it only when it changed.
+    public internal(set) var retainedChanges: UInt64 = 0
     /// Wall-clock nanoseconds since the Unix epoch, read only when a retained message is
     /// stored (its `retained_at`). The server sets it (CLOCK_REALTIME); like `now`, the core
     /// never reads a clock itself.

@@ -65,13 +65,19 @@ extension BrokerCore {
     /// Removes `peer`'s subscriptions and input, releases the publishers it held paused,
     /// and takes it out of the handshake count.
     func dropState(of peer: PeerPointer) {
+        removeSubscriptions(of: peer)
+        releaseInput(peer)
+        leaveHandshake(peer)
+    }
+
+    /// Removes all of `peer`'s subscriptions (from the index and its uid's quota) and
+    /// releases the publishers it held paused: nothing is routed to it any more.
+    func removeSubscriptions(of peer: PeerPointer) {
         for (id, filter) in peer.pointee.subscriptions { index.remove(filter, peer: peer, subscriptionID: id) }
         let held = peer.pointee.subscriptions.count
         if held > 0 { charge(peer.pointee.credentials.uid) { $0.subscriptions -= held } }
         peer.pointee.subscriptions.removeAll()
         releasePausedPublishers(of: peer)
-        releaseInput(peer)
-        leaveHandshake(peer)
     }
 
     /// Appends a frame the broker itself produces. Replies (`control`) may exceed the

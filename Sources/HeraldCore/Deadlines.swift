@@ -17,6 +17,8 @@ extension BrokerCore {
             switch peer.pointee.state {
             case .handshaking where now >= peer.pointee.handshakeDeadline:
                 fail(peer, .handshakeTimeout, "no HELLO within \(configuration.handshakeTimeout) seconds")
+            case .active where peer.pointee.drainingForShutdown && now >= peer.pointee.closeDeadline:
+                endDraining(peer)
             case .handshaking, .active:
                 if !peer.pointee.input.isEmpty && !peer.pointee.isReadPaused
                     && now - peer.pointee.inputSince >= configuration.frameTimeout

@@ -38,6 +38,9 @@ struct Peer: ~Copyable {
     var name = ""
     /// The optional features in use with this peer: what its HELLO asked for and the broker knows.
     var capabilities: UInt32 = 0
+    /// The broker is stopping and said GOODBYE: nothing is routed to this peer any more,
+    /// but its frames are handled until it closes or ``closeDeadline`` (the grace period).
+    var drainingForShutdown = false
     var policy = SlowConsumerPolicy.drop
     var outputLimit: Int
     /// When a closing peer's socket is closed even if it did not read everything (monotonic seconds).

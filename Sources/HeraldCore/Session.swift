@@ -143,6 +143,11 @@ extension BrokerCore {
             requestError(peer, error.errorCode(isFilter: true), requestID: requestID, "filter '\(text.prefix(128))' \(error)")
             return
         }
+        guard !peer.pointee.drainingForShutdown else {
+            requestError(peer, .brokerShuttingDown, requestID: requestID,
+                "the broker is shutting down (it said GOODBYE); subscribe to the next one")
+            return
+        }
         if let rule = peer.pointee.access.subscribeDenial(filter) {
             deny(peer, requestID: requestID, action: "subscribing to", target: filter.text, rule: rule)
             return

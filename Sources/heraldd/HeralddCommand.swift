@@ -85,6 +85,12 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Exit (0, after STOPPING=1) once no client has been connected for this long: for socket activation, where the next connection starts a new broker.", valueName: "seconds"))
     var exitWhenIdle: Double?
 
+    @Option(name: .customLong("state-file"), help: ArgumentHelp("Keep the retained messages in this file across restarts (replaced atomically when they change, at most once a second, and at stop).", valueName: "path"))
+    var stateFile: String?
+
+    @Flag(name: .customLong("fd-store"), help: ArgumentHelp("Keep the retained messages in the service manager's file-descriptor store (a sealed memfd) across restarts. On by default when systemd says the unit has a store ($FDSTORE, systemd 254+); give it with FileDescriptorStoreMax= on older systemd."))
+    var fdStore = false
+
     @Option(name: .long, help: ArgumentHelp("Also admit this user id (the broker's own uid and root are always admitted). Repeatable.", valueName: "uid"))
     var allowUID: [UInt32] = []
 
@@ -157,8 +163,11 @@ struct HeralddCommand: ParsableCommand {
         // Sockets passed by a service manager come first; --address adds to them. Without
         // either, the default address.
         var listeners: [Listener]
+        let retainedState: Int32?
         do {
-            listeners = try SocketActivation.passedListeners(logger: logger)
+            let passed = try SocketActivation.passedDescriptors(logger: logger)
+            listeners = passed.listeners
+            retainedState = passed.retainedState
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
@@ -187,13 +196,20 @@ struct HeralddCommand: ParsableCommand {
         }
         let listening = listeners.map(\.address.description).joined(separator: " ")
         let notifier = ServiceNotifier(logger: logger)
+        let persistence = RetainedPersistence(
+            stateFile: stateFile, descriptorStore: fdStore || ServiceNotifier.descriptorStoreSize > 0, notifier: notifier,
+            logger: logger)
+        persistence.restore(into: core, storedDescriptor: retainedState)
         server.exitWhenIdle = exitWhenIdle
         server.tickInterval = notifier.tickInterval
         server.onReady = {
             logger.notice("listening", metadata: ["address": "\(listening)", "pid": "\(getpid())", "version": "\(HeraldVersion.string)"])
             notifier.ready(listening: listening)
         }
-        server.onTick = { now in notifier.tick(now: now, statistics: core.statistics) }
+        server.onTick = { now in
+            notifier.tick(now: now, statistics: core.statistics)
+            persistence.saveIfChanged(core)
+        }
         server.onReload = {
             notifier.reload {
                 reload(core: core, descriptorBudget: descriptorBudget, logger: logger)
@@ -201,6 +217,8 @@ struct HeralddCommand: ParsableCommand {
         }
         server.onStopping = { notifier.stopping() }
         let exit = server.run()
+        // Every retained message the broker received, for the next one.
+        persistence.saveIfChanged(core)
         let stats = core.statistics
         logger.notice(
             "stopped",

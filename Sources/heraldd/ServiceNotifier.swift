@@ -27,6 +27,10 @@ final class ServiceNotifier {
         watchdogInterval = sd_watchdog_enabled(0, &microseconds) > 0 && microseconds > 0 ? Double(microseconds) / 2e6 : nil
     }
 
+    /// How many descriptors the unit's file-descriptor store holds (`$FDSTORE`, set by
+    /// systemd 254 and later when `FileDescriptorStoreMax=` is not 0); 0 if it says nothing.
+    static var descriptorStoreSize: Int { getenv("FDSTORE").flatMap { Int(String(cString: $0)) } ?? 0 }
+
     /// How often the event loop must call ``tick(now:statistics:)``.
     var tickInterval: Double { min(ServiceNotifier.statusInterval, watchdogInterval ?? .infinity) }
 
@@ -68,6 +72,20 @@ final class ServiceNotifier {
     /// Shutdown began.
     func stopping() {
         send("STOPPING=1\nSTATUS=stopping")
+    }
+
+    /// Hands `fd` to the service manager's file-descriptor store under `name` (FDSTORE=1),
+    /// replacing what is stored under that name: it comes back in `LISTEN_FDS` when the
+    /// service starts again. Needs `FileDescriptorStoreMax=` in the unit. Returns false if
+    /// it could not be sent (no service manager, or an error).
+    func store(_ fd: Int32, name: String) -> Bool {
+        send("FDSTOREREMOVE=1\nFDNAME=\(name)")
+        var descriptor = fd
+        let result = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(name)", &descriptor, 1)
+        if result < 0 {
+            logger.warning("cannot hand a descriptor to the service manager", metadata: ["name": "\(name)", "error": "\(String(cString: strerror(-result)))"])
+        }
+        return result > 0
     }
 
     private func send(_ state: String) {

@@ -7,8 +7,17 @@ import Glibc
 #endif
 
 /// systemd socket activation: the listening sockets a service manager passed with
-/// `LISTEN_FDS`, through libsystemd's own `sd_listen_fds_with_names` and `sd_is_socket_unix`.
+/// `LISTEN_FDS`, through libsystemd's own `sd_listen_fds_with_names` and `sd_is_socket_unix`,
+/// and the descriptor heraldd left in its file-descriptor store (the retained messages,
+/// named ``RetainedPersistence/descriptorName``).
 enum SocketActivation {
+    /// What the service manager passed.
+    struct Passed {
+        var listeners: [Listener] = []
+        /// The retained-state memfd from the descriptor store, if any (the caller closes it).
+        var retainedState: Int32?
+    }
+
     /// A passed descriptor heraldd cannot listen on.
     struct Refusal: Error, CustomStringConvertible {
         let fd: Int32
@@ -20,9 +29,10 @@ enum SocketActivation {
         }
     }
 
-    /// The sockets passed to this process, adopted as listeners (none when not activated).
-    /// The environment variables are unset, so a child process does not inherit them.
-    static func passedListeners(logger: Logger) throws -> [Listener] {
+    /// The sockets passed to this process, adopted as listeners (none when not activated), and
+    /// the stored retained state. The environment variables are unset, so a child process
+    /// does not inherit them.
+    static func passedDescriptors(logger: Logger) throws -> Passed {
         var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
         let count = sd_listen_fds_with_names(1, &names)
         guard count > 0 else {
@@ -30,25 +40,32 @@ enum SocketActivation {
                 logger.warning("cannot read the sockets passed by the service manager",
                     metadata: ["error": "\(String(cString: strerror(-count)))"])
             }
-            return []
+            return Passed()
         }
         defer {
             for index in 0..<Int(count) { free(names?[index]) }
             free(names)
         }
-        var listeners: [Listener] = []
+        var passed = Passed()
         for index in 0..<Int(count) {
             let fd = SD_LISTEN_FDS_START + Int32(index)
             let name = names?[index].map { String(cString: $0) } ?? "unknown"
+            if name == RetainedPersistence.descriptorName {
+                // Ours, from an earlier run: close-on-exec like everything else heraldd holds.
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                if let earlier = passed.retainedState { close(earlier) }
+                passed.retainedState = fd
+                continue
+            }
             guard sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0 else {
                 throw Refusal(fd: fd, name: name, what: describe(fd))
             }
             let listener = try Listener(adopting: fd)
             logger.notice("listening on a socket passed by the service manager",
                 metadata: ["address": "\(listener.address)", "fd": "\(fd)", "name": "\(name)"])
-            listeners.append(listener)
+            passed.listeners.append(listener)
         }
-        return listeners
+        return passed
     }
 
     /// What a descriptor is, for the refusal message.

@@ -136,7 +136,38 @@ struct HandshakeTests {
                 continue
             }
             #expect(goodbye.reason == ErrorCode.brokerShuttingDown.rawValue)
-            #expect(peer.state == .closing)
+            // Still read (PROTOCOL.md §5.5): what it sent before it saw the GOODBYE counts.
+            #expect(peer.state == .active && peer.pointee.drainingForShutdown)
         }
+    }
+
+    /// After its GOODBYE the broker routes nothing to a client but still handles what the
+    /// client sent, until the client closes or the grace period ends.
+    @Test func aStoppingBrokerHandlesWhatClientsSentUntilTheyClose() {
+        let harness = CoreHarness { $0.shutdownGrace = 5 }
+        let publisher = harness.connect()
+        let subscriber = harness.connect()
+        harness.subscribe(subscriber, "#", id: 1)
+        let silent = harness.connect()
+        harness.core.beginShutdown(now: 100)
+        guard case .goodbye = harness.drain(subscriber).last else {
+            Issue.record("no GOODBYE")
+            return
+        }
+        _ = harness.drain(publisher)
+        harness.send(publisher, .publish(Publish(topic: "state/x", payload: [1], retain: true)))
+        #expect(harness.core.retained.count == 1, "stored: the next broker gets it")
+        #expect(harness.drain(subscriber).isEmpty, "nothing routed after GOODBYE")
+        harness.send(publisher, .subscribe(Subscribe(requestID: 7, subscriptionID: 2, filter: "a")))
+        let refusal = CoreHarness.firstError(harness.drain(publisher))
+        #expect(refusal?.knownCode == .brokerShuttingDown && refusal?.isFatal == false && refusal?.requestID == 7)
+        // The client closes its side: the server may close the socket at once.
+        #expect(harness.core.ended(publisher.pointee.slot, reason: "end of stream", now: 101))
+        // One that never closes is closed when the grace period ends.
+        _ = harness.drain(silent)
+        #expect(harness.core.expireDeadlines(now: 104).isEmpty && silent.state == .active)
+        let expired = harness.core.expireDeadlines(now: 105)
+        #expect(silent.state == .closing)
+        #expect(expired.isEmpty || expired == [silent.pointee.slot])
     }
 }

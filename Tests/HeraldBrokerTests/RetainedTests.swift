@@ -179,6 +179,59 @@ struct RetainedTests {
     }
 }
 
+@Suite("Retained snapshots")
+struct RetainedSnapshotTests {
+    static func message(_ topic: String, _ payload: String, uid: UInt32 = 1000) -> RetainedMessage {
+        RetainedMessage(topic: Array(topic.utf8), payload: Array(payload.utf8), senderID: 9,
+            sender: PeerCredentials(pid: 4242, uid: uid, gid: uid), retainedAt: 1_767_225_600_123_456_789)
+    }
+
+    @Test func aSnapshotReadsBackExactly() throws {
+        let messages = [Self.message("power/battery", "87"), Self.message("ünïcode/tøpic", "\u{0}\u{FF}", uid: 0), Self.message("a", "x")]
+        let bytes = RetainedSnapshot.encode(messages)
+        #expect(try RetainedSnapshot.decode(bytes) == messages)
+        #expect(try RetainedSnapshot.decode(RetainedSnapshot.encode([])) == [])
+    }
+
+    @Test func aDamagedSnapshotIsRefusedWhole() {
+        let bytes = RetainedSnapshot.encode([Self.message("power/battery", "87"), Self.message("power/ac", "online")])
+        // Every truncation and every single flipped byte is caught.
+        for length in 0..<bytes.count {
+            #expect(throws: RetainedSnapshot.Invalid.self) { try RetainedSnapshot.decode(Array(bytes[..<length])) }
+        }
+        for position in bytes.indices {
+            var damaged = bytes
+            damaged[position] ^= 0x40
+            #expect(throws: RetainedSnapshot.Invalid.self) { try RetainedSnapshot.decode(damaged) }
+        }
+        // Well-formed but impossible content (a valid checksum over it) is refused too.
+        for (bad, reason) in [
+            ([Self.message("a//b", "x")], "topic"), ([Self.message("a", "")], "empty payload"),
+            ([Self.message("a", "1"), Self.message("a", "2")], "appears twice"), ([Self.message("$SYS/x", "1")], "topic"),
+        ] {
+            #expect {
+                try RetainedSnapshot.decode(RetainedSnapshot.encode(bad))
+            } throws: { error in
+                (error as? RetainedSnapshot.Invalid)?.description.contains(reason) == true
+            }
+        }
+    }
+
+    @Test func restoringChargesTheUIDsAndForgetsTheOldPeerIDs() {
+        let harness = CoreHarness { $0.maxRetainedMessagesPerUID = 1 }
+        let restored = harness.core.restoreRetained([Self.message("a", "1"), Self.message("b", "2"), Self.message("c", "3", uid: 7)])
+        #expect(restored == 3)
+        #expect(harness.core.retained.usage(of: 1000) == RetainedStore.Usage(messages: 2, bytes: 4))
+        #expect(harness.core.retained.all.allSatisfy { $0.senderID == 0 })
+        #expect(harness.core.retained.isConsistent())
+        // Over its (lowered) quota the uid can add nothing more.
+        let publisher = harness.connect()
+        harness.send(publisher, .publish(Publish(topic: "d", payload: [1], retain: true)))
+        #expect(CoreHarness.firstError(harness.drain(publisher))?.knownCode == .retainedQuotaExceeded)
+        #expect(harness.core.retainedChanges == 0)
+    }
+}
+
 extension Array where Element == UInt8 {
     /// The same frame with its header's flags byte replaced.
     fileprivate func withFlags(_ flags: UInt8) -> [UInt8] {

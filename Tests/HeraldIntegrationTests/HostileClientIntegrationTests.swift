@@ -67,7 +67,9 @@ struct HostileClientIntegrationTests {
             address: broker.address, hold: 2 * connectionsPerUID, churnSeconds: 2, asNobody: true, hello: true)
         defer { admitted.end() }
         let held = try admitted.waitUntilHeld()
-        #expect(held.welcomed == connectionsPerUID && held.refused == connectionsPerUID, "\(held)")
+        // Exactly the cap is welcomed; the rest are refused (or, on a loaded machine, a few
+        // time out connecting behind the refusals).
+        #expect(held.welcomed == connectionsPerUID && held.refused > 0 && held.welcomed + held.failed == 2 * connectionsPerUID, "\(held)")
         let duringAdmitted = try connectAndRoute(broker.address, bystander, times: 40)
         let churn = try admitted.waitUntilChurned()
         #expect(churn.welcomed == 0 && churn.refused > 0, "\(churn)")

@@ -2,12 +2,16 @@ import CHeraldSys
 import Foundation
 
 /// The listening end of the sd_notify protocol: a datagram socket on an abstract name, as
-/// a service manager has. Keeps every notification it reads, in order.
+/// a service manager has. Keeps every notification it reads, in order, and acts as the
+/// file-descriptor store: descriptors sent with `FDSTORE=1` are kept under their `FDNAME=`
+/// (and `FDSTOREREMOVE=1` closes those of a name), as systemd does.
 final class NotifySocket: @unchecked Sendable {
     let fd: Int32
     let address: String
     /// Every notification read so far, one entry per datagram (lines joined with "\n").
     private(set) var received: [String] = []
+    /// The file-descriptor store: (name, descriptor) in the order they were stored.
+    private(set) var stored: [(name: String, fd: Int32)] = []
 
     init() throws {
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -17,7 +21,15 @@ final class NotifySocket: @unchecked Sendable {
         guard fd >= 0, bound == 0 else { throw POSIXError(.EADDRINUSE) }
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        for entry in stored { close(entry.fd) }
+    }
+
+    /// Reads every notification already waiting, without blocking.
+    func drain() {
+        while readOne(timeout: 0) {}
+    }
 
     /// Reads notifications until one says READY=1.
     func waitForReady(timeout: Double) -> Bool {
@@ -52,11 +64,30 @@ final class NotifySocket: @unchecked Sendable {
     /// Every notification line read so far, in order.
     var lines: [String] { received.flatMap { $0.split(separator: "\n").map(String.init) } }
 
-    private func readOne(timeout: Double) {
+    /// Reads one notification if one arrives within `timeout`; false if none did.
+    @discardableResult
+    private func readOne(timeout: Double) -> Bool {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&poller, 1, Int32(max(1, timeout * 1000))) > 0 else { return }
+        guard poll(&poller, 1, timeout <= 0 ? 0 : Int32(max(1, timeout * 1000))) > 0 else { return false }
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        if n > 0 { received.append(String(decoding: buffer[..<n], as: UTF8.self)) }
+        var passed = [Int32](repeating: -1, count: 16)
+        var passedCount: Int32 = 0
+        let n = herald_recv_with_fds(fd, &buffer, buffer.count, &passed, Int32(passed.count), &passedCount)
+        guard n > 0 else { return n == 0 }
+        let message = String(decoding: buffer[..<n], as: UTF8.self)
+        received.append(message)
+        let lines = message.split(separator: "\n").map(String.init)
+        let name = lines.first { $0.hasPrefix("FDNAME=") }.map { String($0.dropFirst(7)) } ?? "stored"
+        if lines.contains("FDSTOREREMOVE=1") {
+            for entry in stored where entry.name == name { close(entry.fd) }
+            stored.removeAll { $0.name == name }
+        }
+        let descriptors = passed.prefix(Int(passedCount))
+        if lines.contains("FDSTORE=1") {
+            stored += descriptors.map { (name: name, fd: $0) }
+        } else {
+            for descriptor in descriptors { close(descriptor) }
+        }
+        return true
     }
 }

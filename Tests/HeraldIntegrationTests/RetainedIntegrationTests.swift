@@ -72,3 +72,139 @@ struct RetainedIntegrationTests {
         #expect(humanLine?.hasPrefix("session/locked yes  (retained)") == true, "\(humanLine ?? human.standardError)")
     }
 }
+
+/// Retained messages survive a broker restart: in a state file, and in the service
+/// manager's file-descriptor store (PROTOCOL.md §4.10; README "Retained state").
+@Suite("Retained state across restarts", .timeLimit(.minutes(2)))
+struct RetainedRestartTests {
+    static let topics = 2000
+    static let publishes = 3000
+    static let restartAt = 2500
+
+    /// Publishes `publishes` retained messages round-robin over `topics` topics (value = the
+    /// publish's index), calling `restart` once `restartAt` of them are queued; then flushes,
+    /// which waits for the reconnect. Returns the value each topic must hold: the last one
+    /// published. The messages just before the restart (in the client's buffer, in the socket
+    /// or in the broker) are their topics' last values, so losing any of them would show.
+    private static func burst(on bus: Bus, restart: () throws -> Void) async throws -> [String: String] {
+        var expected: [String: String] = [:]
+        for index in 0..<publishes {
+            let topic = "burst/\(index % topics)"
+            try await bus.publish(topic, "\(index)", retain: true)
+            expected[topic] = "\(index)"
+            if index == restartAt { try restart() }
+        }
+        try await bus.flush(timeout: .seconds(20))
+        return expected
+    }
+
+    /// The retained messages a new subscriber to `burst/#` gets first, by topic. With
+    /// `allRestored`, every one must come from an earlier broker process: its sender's peer
+    /// id is 0 (that process's ids would name connections of this one), its uid kept.
+    private static func retained(at address: String, allRestored: Bool = false) async throws -> [String: String] {
+        let reader = try await Bus.connect(to: address, options: BusOptions(clientName: "after-restart"))
+        defer { Task { await reader.close() } }
+        let subscription = try await reader.subscribe("burst/#")
+        // Retained messages come before anything published after the SUBSCRIBE: once this
+        // marker arrives, every retained one has (so a missing topic fails, not hangs).
+        try await reader.publish("burst/end-marker", "")
+        try await reader.flush()
+        var messages: [Message] = []
+        for try await message in subscription {
+            if message.topic == "burst/end-marker" { break }
+            messages.append(message)
+        }
+        #expect(messages.allSatisfy { $0.isRetained && $0.sender.uid == UInt32(getuid()) })
+        if allRestored { #expect(messages.allSatisfy { $0.sender.peerID == 0 }) }
+        return Dictionary(messages.map { ($0.topic, $0.string ?? "") }, uniquingKeysWith: { _, last in last })
+    }
+
+    @Test func aStateFileKeepsEveryRetainedMessageThroughARestartMidBurst() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-state-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stateFile = directory.appendingPathComponent("retained").path
+        var broker = try BrokerProcess(["--state-file", stateFile], purpose: "state-file")
+        let address = broker.address
+        let publisher = try await Bus.connect(to: address, options: BusOptions(clientName: "burst"))
+        defer { Task { await publisher.close() } }
+        var restarted: BrokerProcess?
+        let expected = try await Self.burst(on: publisher) {
+            #expect(broker.stop() == 0)
+            restarted = try BrokerProcess(["--state-file", stateFile], purpose: "state-file", exactAddress: address)
+        }
+        broker = try #require(restarted)
+        #expect(broker.log.contains("retained messages restored"), "\(broker.log)")
+        #expect(try await Self.retained(at: address) == expected)
+
+        // And once more, with nothing published in between: the second broker saved at stop.
+        #expect(broker.stop() == 0)
+        let third = try BrokerProcess(["--state-file", stateFile], purpose: "state-file", exactAddress: address)
+        #expect(try await Self.retained(at: address, allRestored: true) == expected)
+        _ = third
+    }
+
+    @Test func theDescriptorStoreKeepsThemThroughARestartMidBurstAndACrash() async throws {
+        let manager = try ServiceManager(purpose: "fdstore")
+        let first = try manager.start()
+        #expect(manager.notify.waitForReady(timeout: 10))
+        let publisher = try await Bus.connect(to: manager.address, options: BusOptions(clientName: "burst"))
+        defer { Task { await publisher.close() } }
+        var second: ServiceManager.Instance?
+        let expected = try await Self.burst(on: publisher) {
+            #expect(first.stop() == 0)
+            second = try manager.start()
+        }
+        let running = try #require(second)
+        #expect(manager.notify.stored.isEmpty == false || manager.notify.waitFor(timeout: 5) { $0.contains("FDSTORE=1") })
+        #expect(try await Self.retained(at: manager.address) == expected)
+        #expect(running.log.contains("from=the service manager's descriptor store"), "\(running.log)")
+
+        // A crash: what the broker saved (within a second of the last change) comes back.
+        try await publisher.publish("burst/0", "after", retain: true)
+        try await publisher.flush()
+        #expect(Self.waitUntilStored(Array("after".utf8), in: manager.notify), "the change was saved within a second or so")
+        #expect(running.stop(signal: SIGKILL) == 128 + SIGKILL)
+        let afterCrash = try manager.start()
+        var survived = expected
+        survived["burst/0"] = "after"
+        #expect(try await Self.retained(at: manager.address, allRestored: true) == survived)
+        #expect(afterCrash.stop() == 0)
+        #expect(manager.notify.stored.count <= 1, "one snapshot in the store, not one per save")
+    }
+
+    /// Waits (up to 10 s) until the snapshot in the descriptor store contains `bytes`.
+    private static func waitUntilStored(_ bytes: [UInt8], in notify: NotifySocket) -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            notify.drain()
+            if let fd = notify.stored.last?.fd {
+                var info = stat()
+                fstat(fd, &info)
+                var content = [UInt8](repeating: 0, count: Int(info.st_size))
+                let n = content.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+                if n == content.count, content.firstRange(of: bytes) != nil { return true }
+            }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    @Test func aDamagedStateFileIsSetAsideAndTheBrokerStarts() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-state-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stateFile = directory.appendingPathComponent("retained").path
+        try Data("HRLDRET1 and then something else".utf8).write(to: URL(fileURLWithPath: stateFile))
+        let broker = try BrokerProcess(["--state-file", stateFile], purpose: "damaged-state")
+        #expect(broker.log.contains("the retained state file cannot be read"), "\(broker.log)")
+        #expect(FileManager.default.fileExists(atPath: stateFile + ".corrupt"))
+        let bus = try await Bus.connect(to: broker.address)
+        try await bus.publish("state/ok", "1", retain: true)
+        try await bus.flush()
+        await bus.close()
+        #expect(broker.stop() == 0)
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: stateFile)))
+        #expect(bytes.starts(with: Array("HRLDRET1".utf8)), "the next save wrote a good file")
+    }
+}

@@ -84,15 +84,24 @@ final class ServiceManager: @unchecked Sendable {
         let passed = source == 3 ? fcntl(source, F_DUPFD_CLOEXEC, 10) : source
         defer { if passed != source { close(passed) } }
         posix_spawn_file_actions_adddup2(&actions, passed, 3)
+        // What the previous instances left in the descriptor store follows, as systemd passes it.
+        notify.drain()
+        let stored = notify.stored
+        // Copies above every target number, so no dup2 overwrites a source still to come.
+        let sources = stored.map { fcntl($0.fd, F_DUPFD_CLOEXEC, 100) }
+        defer { for source in sources { close(source) } }
+        for (offset, source) in sources.enumerated() { posix_spawn_file_actions_adddup2(&actions, source, Int32(4 + offset)) }
         posix_spawn_file_actions_adddup2(&actions, logFD, 2)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         // Nothing else of this test process leaks into the broker (pipes of other tests'
         // processes among them: a leaked write end would keep their readers from seeing EOF).
-        _ = herald_spawn_close_from(&actions, 4)
+        _ = herald_spawn_close_from(&actions, Int32(4 + stored.count))
         var environment = ProcessInfo.processInfo.environment
         environment["HERALD_ADDRESS"] = nil
-        environment["LISTEN_FDS"] = "1"
-        environment["LISTEN_FDNAMES"] = "herald"
+        environment["LISTEN_FDS"] = "\(1 + stored.count)"
+        environment["LISTEN_FDNAMES"] = (["herald"] + stored.map(\.name)).joined(separator: ":")
+        // The unit has a descriptor store (FileDescriptorStoreMax=), as systemd 254+ says.
+        environment["FDSTORE"] = "4"
         environment["NOTIFY_SOCKET"] = notify.address
         environment.merge(extra) { _, new in new }
         // LISTEN_PID must be heraldd's pid: the shell sets it to its own and execs heraldd.

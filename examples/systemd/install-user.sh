@@ -31,6 +31,8 @@ if [ $uninstall = 1 ]; then
         systemctl --user disable --now heraldd.socket heraldd.service herald-power-log.service 2>/dev/null || true
     fi
     for unit in "${user_units[@]}"; do rm -f "$units/$unit"; done
+    rm -f "$units/heraldd.service.d/fdstore-preserve.conf"
+    rmdir "$units/heraldd.service.d" 2>/dev/null || true
     rm -f "$prefix/bin/heraldd" "$prefix/bin/herald"
     have_user_manager && systemctl --user daemon-reload || true
     echo "removed the Herald user units and $prefix/bin/{heraldd,herald}"
@@ -45,6 +47,12 @@ install -m 0755 "$root/.build-static/release/heraldd" "$root/.build-static/relea
 for unit in "${user_units[@]}"; do
     sed "s|%h/.local/bin/|$prefix/bin/|g" "$here/$unit" > "$units/$unit"
 done
+# systemd 254+ can keep the descriptor store (retained messages) across the idle exit.
+systemd_version=$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 }')
+if [ "${systemd_version:-0}" -ge 254 ] 2>/dev/null; then
+    mkdir -p "$units/heraldd.service.d"
+    install -m 0644 "$here/heraldd.service.d/fdstore-preserve.conf" "$units/heraldd.service.d/"
+fi
 echo "installed $prefix/bin/heraldd, $prefix/bin/herald and, in $units, ${user_units[*]}"
 if have_user_manager; then
     systemctl --user daemon-reload

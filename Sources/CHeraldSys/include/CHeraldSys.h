@@ -1,6 +1,7 @@
 // CHeraldSys: the Linux system interface Herald needs and Swift's Glibc module does not
 // expose cleanly: epoll, accept4, SO_PEERCRED (struct ucred hides behind _GNU_SOURCE),
-// exact-length abstract AF_UNIX addresses, signalfd and eventfd.
+// exact-length abstract AF_UNIX addresses, signalfd and eventfd, sealed memfds and
+// receiving descriptors (SCM_RIGHTS).
 //
 // Every function returns -1 and leaves errno set on failure, like the system calls it wraps.
 #ifndef C_HERALD_SYS_H
@@ -108,6 +109,20 @@ int herald_errno(void);
 
 /// Names the calling thread (at most 15 bytes are kept), for top -H, gdb and perf.
 int herald_set_thread_name(const char *name);
+
+/// A memfd (close-on-exec) named `name` holding `count` bytes, sealed against writing,
+/// growing and shrinking (and against further seals), so whoever receives it can trust its
+/// content not to change. Returns the descriptor, or -1 with errno set.
+int herald_sealed_memfd(const char *name, const void *bytes, size_t count);
+
+/// Whether `fd` is a memfd sealed against writing, growing and shrinking: 1 yes, 0 no
+/// (not a memfd, or not sealed), -1 on error.
+int herald_memfd_is_sealed(int fd);
+
+/// Receives one datagram of at most `capacity` bytes on `fd` together with up to
+/// `fd_capacity` descriptors passed with SCM_RIGHTS (close-on-exec); `*fd_count` is set to
+/// how many. Returns the datagram's length, or -1 with errno set.
+ssize_t herald_recv_with_fds(int fd, void *buffer, size_t capacity, int *fds, int fd_capacity, int *fd_count);
 
 #ifdef __cplusplus
 }

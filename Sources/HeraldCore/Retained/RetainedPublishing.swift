@@ -33,7 +33,9 @@ extension BrokerCore {
             messagesPerUID: configuration.maxRetainedMessagesPerUID, bytesPerUID: configuration.maxRetainedBytesPerUID)
         // Charged to the uid the kernel reported at connect (the sender block's uid).
         switch retained.retain(message, limits: limits) {
-        case .stored, .cleared, .nothingToClear:
+        case .stored, .cleared:
+            retainedChanges &+= 1
+        case .nothingToClear:
             break
         case .tooManyMessages(let held, let limit):
             refuseRetained(publisher, ordinal, "uid \(message.sender.uid) already holds \(held) retained messages, its maximum of \(limit)")
@@ -52,6 +54,27 @@ extension BrokerCore {
         requestError(publisher, .retainedQuotaExceeded, requestID: ordinal,
             "retained PUBLISH refused, nothing was stored or delivered: \(reason)")
     }
+
+    /// Puts back the retained messages of an earlier broker process (a state file or the
+    /// service manager's descriptor store). Their `sender_id` becomes 0: peer ids are that
+    /// process's and would name connections of this one. Returns how many were restored.
+    public func restoreRetained(_ messages: [RetainedMessage]) -> Int {
+        for var message in messages {
+            message.senderID = 0
+            retained.restore(message)
+        }
+        for (uid, usage) in messages.reduce(into: [UInt32: RetainedStore.Usage](), { $0[$1.sender.uid] = retained.usage(of: $1.sender.uid) })
+        where usage.messages > configuration.maxRetainedMessagesPerUID || usage.bytes > configuration.maxRetainedBytesPerUID {
+            logger.warning(
+                "restored retained messages exceed a uid's quota; it can add none until it is under it again",
+                metadata: ["uid": "\(uid)", "messages": "\(usage.messages)", "bytes": "\(usage.bytes)",
+                    "max_messages": "\(configuration.maxRetainedMessagesPerUID)", "max_bytes": "\(configuration.maxRetainedBytesPerUID)"])
+        }
+        return messages.count
+    }
+
+    /// The retained messages as a snapshot, for keeping them across a restart.
+    public func retainedSnapshot() -> [UInt8] { RetainedSnapshot.encode(retained.all) }
 
     /// Queues the retained messages `filter` matches (and the policy lets `peer` receive) for
     /// the subscription just added: RETAINED frames to a peer that announced the capability,

@@ -110,6 +110,15 @@ public struct RetainedStore: Sendable {
         return .stored
     }
 
+    /// Puts back messages kept across a restart, without the quotas (they were within them
+    /// when stored; a lowered quota only stops the uid from adding more). A topic already
+    /// held is replaced.
+    public mutating func restore(_ message: RetainedMessage) {
+        if let previous = messages[message.topic] { uncharge(previous) }
+        messages[message.topic] = message
+        charge(message)
+    }
+
     /// The retained messages `filter` matches, in topic order (byte-wise), for a new subscription.
     public func matching(_ filter: TopicFilter) -> [RetainedMessage] {
         var found: [RetainedMessage] = []
