@@ -60,6 +60,8 @@ extension IOLoop {
     /// its OK), as a MESSAGE frame in a run of its own marked retained. A subscription the
     /// application has ended since gets nothing.
     func stageRetained(_ retained: RetainedDelivery) {
+        // The target list is only re-read with nothing staged (as after an OK).
+        deliverStaged()
         refreshTargetsIfNeeded()
         guard let index = targets.firstIndex(where: { $0.state.ids.contains(retained.subscriptionID) }) else { return }
         let frame = FrameEncoder.encode(

@@ -63,8 +63,11 @@ extension BrokerCore {
             message.senderID = 0
             retained.restore(message)
         }
-        for (uid, usage) in messages.reduce(into: [UInt32: RetainedStore.Usage](), { $0[$1.sender.uid] = retained.usage(of: $1.sender.uid) })
-        where usage.messages > configuration.maxRetainedMessagesPerUID || usage.bytes > configuration.maxRetainedBytesPerUID {
+        for uid in Set(messages.map(\.sender.uid)) {
+            let usage = retained.usage(of: uid)
+            guard usage.messages > configuration.maxRetainedMessagesPerUID || usage.bytes > configuration.maxRetainedBytesPerUID else {
+                continue
+            }
             logger.warning(
                 "restored retained messages exceed a uid's quota; it can add none until it is under it again",
                 metadata: ["uid": "\(uid)", "messages": "\(usage.messages)", "bytes": "\(usage.bytes)",
