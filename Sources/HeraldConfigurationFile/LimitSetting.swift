@@ -34,6 +34,8 @@ public enum LimitSetting: String, CaseIterable, Sendable {
     case frameTimeout = "frame-timeout"
     /// ``BrokerConfiguration/handshakeTimeout`` (seconds).
     case handshakeTimeout = "handshake-timeout"
+    /// ``BrokerConfiguration/shutdownGrace`` (seconds).
+    case shutdownGrace = "shutdown-grace"
     /// ``BrokerConfiguration/defaultSlowConsumerPolicy``: "drop", "disconnect" or "backpressure".
     case slowConsumer = "slow-consumer"
 
@@ -74,7 +76,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         case .outputLimit: .bytes(BrokerConfiguration.minimumOutputLimit...Int(Int32.max))
         case .maxQueuedBytesPerUID: .bytes(BrokerConfiguration.minimumOutputLimit...Int.max)
         case .partialInputBudget: .bytes(1...Int.max)
-        case .frameTimeout, .handshakeTimeout: .seconds
+        case .frameTimeout, .handshakeTimeout, .shutdownGrace: .seconds
         case .slowConsumer: .slowConsumer
         }
     }
@@ -126,6 +128,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         case (.partialInputBudget, .count(let count)): configuration.partialInputBudget = count
         case (.frameTimeout, .seconds(let seconds)): configuration.frameTimeout = seconds
         case (.handshakeTimeout, .seconds(let seconds)): configuration.handshakeTimeout = seconds
+        case (.shutdownGrace, .seconds(let seconds)): configuration.shutdownGrace = seconds
         case (.slowConsumer, .policy(let policy)): configuration.defaultSlowConsumerPolicy = policy
         default: preconditionFailure("\(rawValue) cannot hold \(value)")
         }

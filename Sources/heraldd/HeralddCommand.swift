@@ -79,6 +79,9 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds a frame may take to arrive completely after its first byte (default: \(Int(BrokerConfiguration().frameTimeout))).", valueName: "seconds"))
     var frameTimeout: Double?
 
+    @Option(name: .long, help: ArgumentHelp("Seconds a stopping broker keeps handling what clients still send after its GOODBYE, and flushing their output, before it exits regardless (default: \(Int(BrokerConfiguration().shutdownGrace))).", valueName: "seconds"))
+    var shutdownGrace: Double?
+
     @Option(name: .long, help: ArgumentHelp("Bytes of partially received frames held for all connections together (default: 64M).", valueName: "bytes"))
     var partialInputBudget: ByteCount?
 
@@ -120,6 +123,7 @@ struct HeralddCommand: ParsableCommand {
             (.maxHandshakingPerUID, maxHandshakingPerUID, nil, nil),
             (.frameTimeout, nil, frameTimeout, nil),
             (.partialInputBudget, partialInputBudget?.value, nil, nil),
+            (.shutdownGrace, nil, shutdownGrace, nil),
         ]
         return try given.compactMap { setting, integer, double, string in
             guard integer != nil || double != nil || string != nil else { return nil }

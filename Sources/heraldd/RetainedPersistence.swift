@@ -121,7 +121,7 @@ final class RetainedPersistence {
     /// The content of a sealed memfd; refuses a descriptor that is not one.
     static func readSealed(_ fd: Int32) throws -> [UInt8] {
         guard herald_memfd_is_sealed(fd) == 1 else { throw PersistenceError("the stored descriptor is not a sealed memfd") }
-        return try readAll(fd, from: 0)
+        return try readAll(fd)
     }
 
     /// The whole file at `path`, or nil if it does not exist.
@@ -132,17 +132,17 @@ final class RetainedPersistence {
             throw PersistenceError(String(cString: strerror(errno)))
         }
         defer { close(fd) }
-        return try readAll(fd, from: 0)
+        return try readAll(fd)
     }
 
-    private static func readAll(_ fd: Int32, from offset: Int) throws -> [UInt8] {
+    private static func readAll(_ fd: Int32) throws -> [UInt8] {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw PersistenceError(String(cString: strerror(errno))) }
         let size = Int(info.st_size)
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0
         while done < size {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(offset + done)) }
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw PersistenceError(n == 0 ? "shorter than its size" : String(cString: strerror(errno))) }
             done += n

@@ -49,6 +49,7 @@ struct ConfigurationFileTests {
             max-connections-per-uid = 10
             frame-timeout = 2.5
             slow-consumer = "disconnect"
+            shutdown-grace = 1
 
             [[rule]]
             topics = "power/#"
@@ -67,15 +68,16 @@ struct ConfigurationFileTests {
         #expect(file.policy.rules.count == 2)
         let first = file.policy.rules[0]
         #expect(first.filter.text == "power/#" && first.subjects == PolicySubjects(users: [1002], groups: [901]))
-        #expect(first.publish == .allow && first.subscribe == nil && first.location.line == 14)
-        #expect(file.policy.rules[1].subjects.isEveryone && file.policy.rules[1].location.line == 20)
+        #expect(first.publish == .allow && first.subscribe == nil && first.location.line == 15)
+        #expect(file.policy.rules[1].subjects.isEveryone && file.policy.rules[1].location.line == 21)
 
         var configuration = BrokerConfiguration()
         file.apply(to: &configuration)
         #expect(configuration.outputLimit == 1 << 20 && configuration.maxConnectionsPerUID == 10)
         #expect(configuration.frameTimeout == 2.5 && configuration.defaultSlowConsumerPolicy == .disconnect)
+        #expect(configuration.shutdownGrace == 1)
         #expect(configuration.policy == file.policy)
-        #expect(file.summary(names: names).contains("line 14: user upower (1002), members of group power (901) may publish to 'power/#'"))
+        #expect(file.summary(names: names).contains("line 15: user upower (1002), members of group power (901) may publish to 'power/#'"))
     }
 
     @Test("every problem is reported with its line, and nothing is half-applied")

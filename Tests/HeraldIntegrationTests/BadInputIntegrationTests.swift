@@ -65,8 +65,8 @@ struct BadInputIntegrationTests {
         let bystander: RawConnection
         let publisher: RawConnection
 
-        init() throws {
-            broker = try BrokerProcess()
+        init() async throws {
+            broker = try await BrokerProcess()
             (bystander, _) = try RawConnection.handshake(broker.address, name: "bystander")
             try bystander.subscribe("#", id: 1)
             (publisher, _) = try RawConnection.handshake(broker.address, name: "publisher")
@@ -88,8 +88,8 @@ struct BadInputIntegrationTests {
     }
 
     @Test(arguments: fatalCases)
-    func fatalInputClosesOnlyTheOffender(_ input: Case) throws {
-        let scene = try Scene()
+    func fatalInputClosesOnlyTheOffender(_ input: Case) async throws {
+        let scene = try await Scene()
         let offender = input.handshake ? try RawConnection.handshake(scene.broker.address).0 : try RawConnection(scene.broker.address)
         offender.send(input.bytes)
         let frames = try offender.readUntilClosed()
@@ -101,8 +101,8 @@ struct BadInputIntegrationTests {
     }
 
     @Test(arguments: requestCases)
-    func invalidRequestIsRefusedAndTheSessionGoesOn(_ input: Case) throws {
-        let scene = try Scene()
+    func invalidRequestIsRefusedAndTheSessionGoesOn(_ input: Case) async throws {
+        let scene = try await Scene()
         let (offender, _) = try RawConnection.handshake(scene.broker.address)
         offender.send(input.bytes)
         let error = try offender.readFrame()?.errorBody
@@ -115,8 +115,8 @@ struct BadInputIntegrationTests {
         #expect(scene.broker.log.contains("request refused"))
     }
 
-    @Test func abruptDisconnectMidFrameHarmsNobody() throws {
-        let scene = try Scene()
+    @Test func abruptDisconnectMidFrameHarmsNobody() async throws {
+        let scene = try await Scene()
         let (offender, _) = try RawConnection.handshake(scene.broker.address)
         let frame = FrameEncoder.encode(.publish(Publish(topic: "half/sent", payload: [UInt8](repeating: 1, count: 1000))))
         offender.send(Array(frame.prefix(500)))

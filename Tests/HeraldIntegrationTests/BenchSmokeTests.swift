@@ -5,10 +5,10 @@ import Testing
 /// benchmarks are never timed assertions).
 @Suite("herald bench smoke", .timeLimit(.minutes(2)))
 struct BenchSmokeTests {
-    @Test func spawnsABrokerRunsWorkloadsAndReportsNoGaps() throws {
+    @Test func spawnsABrokerRunsWorkloadsAndReportsNoGaps() async throws {
         let cli = try CLIProcess(["bench", "--spawn-broker", "--workloads", "W1,W4", "--messages", "20000", "--json"])
         cli.write("", close: true)
-        let status = cli.waitForExit(timeout: 100)
+        let status = await cli.waitForExit(timeout: 100)
         #expect(status == 0, "stderr: \(cli.standardError.suffix(2000))")
         let json = try JSONSerialization.jsonObject(with: Data(cli.standardOutput.utf8)) as? [String: Any]
         let results = json?["results"] as? [[String: Any]]
@@ -21,10 +21,10 @@ struct BenchSmokeTests {
     }
 
     /// W7: the round trips alone and under a flood (as nobody when run as root), both reported.
-    @Test func fairnessWorkloadReportsBothPhases() throws {
+    @Test func fairnessWorkloadReportsBothPhases() async throws {
         let cli = try CLIProcess(["bench", "--spawn-broker", "--workloads", "W7", "--messages", "2000", "--json"])
         cli.write("", close: true)
-        #expect(cli.waitForExit(timeout: 100) == 0, "stderr: \(cli.standardError.suffix(2000))")
+        #expect(await cli.waitForExit(timeout: 100) == 0, "stderr: \(cli.standardError.suffix(2000))")
         let json = try JSONSerialization.jsonObject(with: Data(cli.standardOutput.utf8)) as? [String: Any]
         let result = (json?["results"] as? [[String: Any]])?.first
         #expect(result?["status"] as? String == "ok", "\(result?["problems"] ?? "")")

@@ -21,7 +21,7 @@ struct CLIIntegrationTests {
         for _ in 0..<500 {
             try await bus.publish(probeTopic, "probe")
             try await bus.flush()
-            if subscriber.waitForLine(timeout: 0.02, where: { $0.contains(probeTopic) }) != nil { return subscriber }
+            if await subscriber.waitForLine(timeout: 0.02, where: { $0.contains(probeTopic) }) != nil { return subscriber }
         }
         throw CLITestError.subscriberNeverReady(subscriber.standardError)
     }
@@ -29,34 +29,34 @@ struct CLIIntegrationTests {
     enum CLITestError: Error { case subscriberNeverReady(String) }
 
     @Test func pubAndSubEndToEnd() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let subscriber = try await Self.startSubscriber(broker, ["power/#"])
 
-        let (status, _, errors) = try CLIProcess.run(["pub", "--address", broker.address, "power/battery", "87"])
+        let (status, _, errors) = try await CLIProcess.run(["pub", "--address", broker.address, "power/battery", "87"])
         #expect(status == 0, "\(errors)")
-        let (stdinStatus, _, _) = try CLIProcess.run(["pub", "--address", broker.address, "power/state"], input: "charging\ndischarging\n")
+        let (stdinStatus, _, _) = try await CLIProcess.run(["pub", "--address", broker.address, "power/state"], input: "charging\ndischarging\n")
         #expect(stdinStatus == 0)
 
-        let battery = subscriber.waitForLine { $0.hasPrefix("power/battery ") }
+        let battery = await subscriber.waitForLine { $0.hasPrefix("power/battery ") }
         #expect(battery?.hasPrefix("power/battery 87") == true)
         #expect(battery?.contains("uid \(getuid())") == true, "the sender is printed: \(battery ?? "")")
-        #expect(subscriber.waitForLine { $0.hasPrefix("power/state discharging") } != nil)
+        #expect(await subscriber.waitForLine { $0.hasPrefix("power/state discharging") } != nil)
         let states = subscriber.lines.filter { $0.hasPrefix("power/state") }
         #expect(states.count == 2 && states[0].hasPrefix("power/state charging"), "stdin lines arrive in order")
 
         kill(subscriber.process.processIdentifier, SIGINT)
-        #expect(subscriber.waitForExit() == 0, "SIGINT exits cleanly")
+        #expect(await subscriber.waitForExit() == 0, "SIGINT exits cleanly")
     }
 
     @Test func jsonOutputAndCount() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let subscriber = try await Self.startSubscriber(broker, ["sensors/+/temp"], extra: ["--json", "--count", "3"])
         let bus = try await Bus.connect(to: broker.address)
         try await bus.publish("sensors/kitchen/temp", "21.5")
         try await bus.publish("sensors/kitchen/humidity", "40")  // does not match
         try await bus.publish("sensors/attic/temp", [0xFF, 0x00])  // not UTF-8
         try await bus.flush()
-        #expect(subscriber.waitForExit() == 0, "exits after --count messages (the probe counts)")
+        #expect(await subscriber.waitForExit() == 0, "exits after --count messages (the probe counts)")
         let objects = subscriber.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(objects.count == 3)
         let kitchen = objects.first { $0["topic"] as? String == "sensors/kitchen/temp" }
@@ -71,41 +71,41 @@ struct CLIIntegrationTests {
     }
 
     @Test func subscriberExitsWhenTheBrokerStops() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let subscriber = try await Self.startSubscriber(broker, ["anything/#"], extra: ["--no-reconnect"])
-        #expect(broker.stop() == 0)
-        let status = subscriber.waitForExit()
+        #expect(await broker.stop() == 0)
+        let status = await subscriber.waitForExit()
         #expect(status == 3, "documented status for a lost broker; stderr: \(subscriber.standardError)")
         #expect(!subscriber.standardError.isEmpty)
     }
 
-    @Test func clearErrorsForBadTopicsAndMissingBrokers() throws {
-        let broker = try BrokerProcess()
-        let (status, _, errors) = try CLIProcess.run(["pub", "--address", broker.address, "power//battery", "1"])
+    @Test func clearErrorsForBadTopicsAndMissingBrokers() async throws {
+        let broker = try await BrokerProcess()
+        let (status, _, errors) = try await CLIProcess.run(["pub", "--address", broker.address, "power//battery", "1"])
         #expect(status == 1)
         #expect(errors.contains("invalid topic"), "\(errors)")
-        let (reserved, _, reservedErrors) = try CLIProcess.run(["pub", "--address", broker.address, "$SYS/x", "1"])
+        let (reserved, _, reservedErrors) = try await CLIProcess.run(["pub", "--address", broker.address, "$SYS/x", "1"])
         #expect(reserved == 1)
         #expect(reservedErrors.contains("$"), "\(reservedErrors)")
-        let (filterStatus, _, filterErrors) = try CLIProcess.run(["sub", "--address", broker.address, "a/#/b"])
+        let (filterStatus, _, filterErrors) = try await CLIProcess.run(["sub", "--address", broker.address, "a/#/b"])
         #expect(filterStatus == 1)
         #expect(filterErrors.contains("invalid filter"), "\(filterErrors)")
-        let (missing, _, missingErrors) = try CLIProcess.run(["pub", "--address", TestEnvironment.uniqueAddress("nobody-home"), "a", "1"])
+        let (missing, _, missingErrors) = try await CLIProcess.run(["pub", "--address", TestEnvironment.uniqueAddress("nobody-home"), "a", "1"])
         #expect(missing == 2)
         #expect(missingErrors.contains("cannot reach"), "\(missingErrors)")
     }
 
-    @Test func pingReportsTheBroker() throws {
-        let broker = try BrokerProcess()
-        let (status, output, _) = try CLIProcess.run(["ping", "--address", broker.address])
+    @Test func pingReportsTheBroker() async throws {
+        let broker = try await BrokerProcess()
+        let (status, output, _) = try await CLIProcess.run(["ping", "--address", broker.address])
         #expect(status == 0)
         #expect(output.contains("\(broker.pid)"), "ping shows the broker's pid: \(output)")
     }
 
     /// CI runs as root; a client run as `nobody` must be refused with its uid named.
     @Test(.enabled(if: getuid() == 0, "needs root to run a client as another user"))
-    func anotherUserIsRefused() throws {
-        let broker = try BrokerProcess()
+    func anotherUserIsRefused() async throws {
+        let broker = try await BrokerProcess()
         // A copy of the tool where `nobody` can reach it (build directories may be private).
         let directory = URL(fileURLWithPath: "/tmp/herald-cli-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
@@ -115,7 +115,7 @@ struct CLIIntegrationTests {
         let cli = try CLIProcess(["pub", "--address", broker.address, "a/b", "hello"], executable: copy,
             prefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
         cli.write("", close: true)
-        #expect(cli.waitForExit() == 2)
+        #expect(await cli.waitForExit() == 2)
         #expect(cli.standardError.contains("not authorized"), "\(cli.standardError)")
         #expect(cli.standardError.contains("65534"))
         #expect(broker.log.contains("refused connection"))

@@ -56,31 +56,32 @@ final class CLIProcess: @unchecked Sendable {
 
     /// Waits until a line of output satisfies `predicate` (or the process exits, or time runs out).
     @discardableResult
-    func waitForLine(timeout: Double = 20, where predicate: (String) -> Bool) -> String? {
+    /// Polls without holding a thread (tests share a two-thread cooperative pool).
+    func waitForLine(timeout: Double = 20, where predicate: (String) -> Bool) async -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let line = lines.first(where: predicate) { return line }
             if !process.isRunning { return lines.first(where: predicate) }
-            usleep(5_000)
+            try? await Task.sleep(for: .milliseconds(5))
         }
         return nil
     }
 
     /// Waits for the exit status (nil on timeout).
-    func waitForExit(timeout: Double = 20) -> Int32? {
+    func waitForExit(timeout: Double = 20) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(5)) }
         guard !process.isRunning else { return nil }
         // Let the readability handlers take the last bytes.
-        usleep(50_000)
+        try? await Task.sleep(for: .milliseconds(50))
         return process.terminationStatus
     }
 
     /// Runs `herald <arguments>` to completion and returns (status, stdout, stderr).
-    static func run(_ arguments: [String], input: String? = nil, timeout: Double = 30) throws -> (Int32?, String, String) {
+    static func run(_ arguments: [String], input: String? = nil, timeout: Double = 30) async throws -> (Int32?, String, String) {
         let cli = try CLIProcess(arguments)
         cli.write(input ?? "", close: true)
-        let status = cli.waitForExit(timeout: timeout)
+        let status = await cli.waitForExit(timeout: timeout)
         return (status, cli.standardOutput, cli.standardError)
     }
 }

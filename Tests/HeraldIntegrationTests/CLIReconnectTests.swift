@@ -9,9 +9,9 @@ struct CLIReconnectTests {
     @Test func subKeepsPrintingAcrossARestartAndSaysSo() async throws {
         let manager = try ServiceManager(purpose: "cli-sub")
         let first = try manager.start()
-        #expect(try await BlockingWork.run { manager.notify.waitForReady(timeout: 10) })
+        #expect(await manager.notify.waitForReady(timeout: 10))
         let subscriber = try await CLIIntegrationTests.startSubscriber(address: manager.address, ["power/#"])
-        #expect(try await BlockingWork.run { first.stop(signal: SIGKILL) } == 128 + SIGKILL)
+        #expect(await first.stop(signal: SIGKILL) == 128 + SIGKILL)
         let second = try manager.start()
         // The note on stderr is the subscriber's readiness signal after the restart.
         let deadline = Date().addingTimeInterval(15)
@@ -19,23 +19,23 @@ struct CLIReconnectTests {
         #expect(subscriber.standardError.contains("lost the broker"), "\(subscriber.standardError)")
         #expect(subscriber.standardError.contains("reconnected after"), "\(subscriber.standardError)")
         let address = manager.address
-        let (status, _, errors) = try await BlockingWork.run { try CLIProcess.run(["pub", "--address", address, "power/battery", "42"]) }
+        let (status, _, errors) = try await CLIProcess.run(["pub", "--address", address, "power/battery", "42"])
         #expect(status == 0, "\(errors)")
-        #expect(try await BlockingWork.run { subscriber.waitForLine { $0.hasPrefix("power/battery 42") } } != nil, "\(subscriber.standardOutput)")
+        #expect(await subscriber.waitForLine { $0.hasPrefix("power/battery 42") } != nil, "\(subscriber.standardOutput)")
         subscriber.process.interrupt()
-        #expect(try await BlockingWork.run { subscriber.waitForExit() } == 0)
-        #expect(try await BlockingWork.run { second.stop() } == 0)
+        #expect(await subscriber.waitForExit() == 0)
+        #expect(await second.stop() == 0)
     }
 
-    @Test func pubWaitsForABrokerThatIsStarting() throws {
+    @Test func pubWaitsForABrokerThatIsStarting() async throws {
         let address = TestEnvironment.uniqueAddress("cli-pub-wait")
         let publisher = try CLIProcess(["pub", "--address", address, "--wait", "20", "power/battery", "7"])
         publisher.write("", close: true)
         // Nothing listens yet; the broker starts a moment later.
-        usleep(300_000)
+        try await Task.sleep(for: .milliseconds(300))
         #expect(publisher.process.isRunning, "pub gave up before the broker started: \(publisher.standardError)")
-        let broker = try BrokerProcess(addressFromEnvironment: false, exactAddress: address)
-        #expect(publisher.waitForExit() == 0, "\(publisher.standardError)")
+        let broker = try await BrokerProcess(addressFromEnvironment: false, exactAddress: address)
+        #expect(await publisher.waitForExit() == 0, "\(publisher.standardError)")
         #expect(broker.log.contains("peer connected"))
     }
 }

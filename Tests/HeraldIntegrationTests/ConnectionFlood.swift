@@ -35,23 +35,29 @@ final class ConnectionFlood: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(at: directory) }
 
     /// Waits until every connection to hold is open.
-    func waitUntilHeld(timeout: Double = 30) throws -> Phase { try phase("held", timeout: timeout) }
+    func waitUntilHeld(timeout: Double = 30) async throws -> Phase { try await phase("held", timeout: timeout) }
 
     /// Waits until the churn is over (the held connections are still open).
-    func waitUntilChurned(timeout: Double = 60) throws -> Phase { try phase("churned", timeout: timeout) }
+    func waitUntilChurned(timeout: Double = 60) async throws -> Phase { try await phase("churned", timeout: timeout) }
 
     private var ended = false
 
     /// Closes everything the flood holds and waits for it to exit (once; later calls do nothing).
-    func end() {
+    func end() async {
         guard !ended else { return }
-        ended = true
-        process.write("", close: true)
-        _ = process.waitForExit(timeout: 10)
+        release()
+        _ = await process.waitForExit(timeout: 10)
     }
 
-    private func phase(_ name: String, timeout: Double) throws -> Phase {
-        guard let line = process.waitForLine(timeout: timeout, where: { $0.hasPrefix(name + " ") }) else {
+    /// Tells the flood to close everything and exit, without waiting (for a `defer`; the
+    /// process is killed when this value goes away if it has not exited by then).
+    func release() {
+        ended = true
+        process.write("", close: true)
+    }
+
+    private func phase(_ name: String, timeout: Double) async throws -> Phase {
+        guard let line = await process.waitForLine(timeout: timeout, where: { $0.hasPrefix(name + " ") }) else {
             throw RawConnectionError.unexpected("the flood did not report '\(name)': \(process.standardError)")
         }
         let fields = line.split(separator: " ")

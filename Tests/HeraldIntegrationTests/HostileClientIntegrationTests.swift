@@ -14,21 +14,21 @@ struct HostileClientIntegrationTests {
     static let pingBound = 1.0
 
     @Test(.enabled(if: getuid() == 0, "needs root to run the flood as another user"))
-    func connectionsFromAnUnadmittedUserCostNothing() throws {
-        let broker = try BrokerProcess(descriptorLimit: Self.descriptorLimit)
+    func connectionsFromAnUnadmittedUserCostNothing() async throws {
+        let broker = try await BrokerProcess(descriptorLimit: Self.descriptorLimit)
         #expect(broker.log.contains("max_connections=\((Self.descriptorLimit - 64) / 2)"), "\(broker.log)")
         let bystander = try Bystander(broker.address)
         _ = try bystander.roundTrip()
         let baseline = ProcessInspector.openFileDescriptors(broker.pid)
 
         let flood = try ConnectionFlood(address: broker.address, hold: 2 * Self.descriptorLimit, churnSeconds: 3, asNobody: true)
-        defer { flood.end() }
-        let held = try flood.waitUntilHeld()
+        defer { flood.release() }
+        let held = try await flood.waitUntilHeld()
         #expect(held.connections == 2 * Self.descriptorLimit)
         // Every refused connection was closed at once: the broker holds none of them.
         #expect(ProcessInspector.openFileDescriptors(broker.pid) <= baseline + 2)
         let latencies = try bystander.keepChecking(for: 2)
-        let churn = try flood.waitUntilChurned()
+        let churn = try await flood.waitUntilChurned()
         #expect(ProcessInspector.openFileDescriptors(broker.pid) <= baseline + 2)
         #expect(latencies.max() ?? .infinity < Self.pingBound)
         // The log says so, without a line per refusal.
@@ -44,10 +44,10 @@ struct HostileClientIntegrationTests {
     /// HELLO (the handshake cap), then with connections that complete it (the connection
     /// cap); meanwhile another user connects and routes as usual.
     @Test(.enabled(if: getuid() == 0, "needs root to run the flood as another user"))
-    func oneUsersConnectionFloodLeavesRoomForOtherUsers() throws {
+    func oneUsersConnectionFloodLeavesRoomForOtherUsers() async throws {
         let connectionsPerUID = 32
         let handshakingPerUID = 8
-        let broker = try BrokerProcess([
+        let broker = try await BrokerProcess([
             "--allow-uid", "65534", "--max-connections-per-uid", "\(connectionsPerUID)",
             "--max-handshaking-per-uid", "\(handshakingPerUID)",
         ])
@@ -55,23 +55,23 @@ struct HostileClientIntegrationTests {
 
         // Silent connections: only `handshakingPerUID` of them are kept, the rest refused at once.
         let silent = try ConnectionFlood(address: broker.address, hold: 4 * handshakingPerUID, churnSeconds: 2, asNobody: true)
-        defer { silent.end() }
-        _ = try silent.waitUntilHeld()
+        defer { silent.release() }
+        _ = try await silent.waitUntilHeld()
         let duringSilent = try connectAndRoute(broker.address, bystander, times: 40)
-        _ = try silent.waitUntilChurned()
+        _ = try await silent.waitUntilChurned()
         #expect(broker.log.contains("uid 65534 already has its maximum of \(handshakingPerUID) connections that have not completed the handshake"))
-        silent.end()
+        await silent.end()
 
         // Completed handshakes: the uid gets exactly its cap; every further HELLO is refused.
         let admitted = try ConnectionFlood(
             address: broker.address, hold: 2 * connectionsPerUID, churnSeconds: 2, asNobody: true, hello: true)
-        defer { admitted.end() }
-        let held = try admitted.waitUntilHeld()
+        defer { admitted.release() }
+        let held = try await admitted.waitUntilHeld()
         // Exactly the cap is welcomed; the rest are refused (or, on a loaded machine, a few
         // time out connecting behind the refusals).
         #expect(held.welcomed == connectionsPerUID && held.refused > 0 && held.welcomed + held.failed == 2 * connectionsPerUID, "\(held)")
         let duringAdmitted = try connectAndRoute(broker.address, bystander, times: 40)
-        let churn = try admitted.waitUntilChurned()
+        let churn = try await admitted.waitUntilChurned()
         #expect(churn.welcomed == 0 && churn.refused > 0, "\(churn)")
         #expect(broker.log.contains("uid 65534 already has its maximum of \(connectionsPerUID) connections open"))
 
@@ -98,8 +98,8 @@ struct HostileClientIntegrationTests {
         return seconds
     }
 
-    @Test func descriptorExhaustionKeepsServingAndRecovers() throws {
-        let broker = try BrokerProcess(descriptorLimit: Self.descriptorLimit)
+    @Test func descriptorExhaustionKeepsServingAndRecovers() async throws {
+        let broker = try await BrokerProcess(descriptorLimit: Self.descriptorLimit)
         let bystander = try Bystander(broker.address)
         _ = try bystander.roundTrip()
         let baseline = ProcessInspector.openFileDescriptors(broker.pid)
@@ -108,8 +108,8 @@ struct HostileClientIntegrationTests {
         try Self.setDescriptorLimit(of: broker.pid, to: baseline + 16)
 
         let flood = try ConnectionFlood(address: broker.address, hold: 2 * Self.descriptorLimit, churnSeconds: 3, asNobody: false)
-        defer { flood.end() }
-        let held = try flood.waitUntilHeld()
+        defer { flood.release() }
+        let held = try await flood.waitUntilHeld()
         let latencies = try bystander.keepChecking(for: 2)
         #expect(latencies.max() ?? .infinity < Self.pingBound)
         // A new client is answered, not left hanging: refused with a reason while descriptors are out.
@@ -117,18 +117,18 @@ struct HostileClientIntegrationTests {
         refused.send(.hello(Hello(clientName: "during")))
         let answer = try refused.readFrame(timeout: 5)
         #expect(answer?.errorBody?.knownCode == .tooManyConnections, "\(String(describing: answer))")
-        let churn = try flood.waitUntilChurned()
+        let churn = try await flood.waitUntilChurned()
         #expect(broker.log.contains("out of file descriptors"))
 
         // Recovery: the flood ends and a new client is welcomed without any restart.
         let ended = Date()
-        flood.end()
+        await flood.end()
         var recovered: Double?
         while recovered == nil && Date().timeIntervalSince(ended) < 15 {
             if let (_, _) = try? RawConnection.handshake(broker.address, name: "after") {
                 recovered = Date().timeIntervalSince(ended)
             } else {
-                usleep(10_000)
+                try await Task.sleep(for: .milliseconds(10))
             }
         }
         let recovery = try #require(recovered, "no WELCOME within 15 s of the flood ending")
@@ -142,22 +142,22 @@ struct HostileClientIntegrationTests {
             "broker CPU \(ProcessInspector.cpuSeconds(broker.pid)) s in all")
     }
 
-    @Test func sigtermStopsABrokerThatIsOutOfDescriptors() throws {
-        let broker = try BrokerProcess(descriptorLimit: Self.descriptorLimit)
+    @Test func sigtermStopsABrokerThatIsOutOfDescriptors() async throws {
+        let broker = try await BrokerProcess(descriptorLimit: Self.descriptorLimit)
         let baseline = ProcessInspector.openFileDescriptors(broker.pid)
         try Self.setDescriptorLimit(of: broker.pid, to: baseline + 8)
         let flood = try ConnectionFlood(address: broker.address, hold: 2 * Self.descriptorLimit, churnSeconds: 1, asNobody: false)
-        defer { flood.end() }
-        _ = try flood.waitUntilHeld()
+        defer { flood.release() }
+        _ = try await flood.waitUntilHeld()
         let start = Date()
-        let status = broker.stop(signal: SIGTERM, timeout: 10)
+        let status = await broker.stop(signal: SIGTERM, timeout: 10)
         #expect(status == 0)
         print("SIGTERM while out of descriptors: exited \(String(describing: status)) after \(ms(Date().timeIntervalSince(start)))")
     }
 
-    @Test func partialFramesAreBoundedInMemoryAndTime() throws {
+    @Test func partialFramesAreBoundedInMemoryAndTime() async throws {
         let budget = 8 << 20
-        let broker = try BrokerProcess(["--partial-input-budget", "\(budget)", "--frame-timeout", "2"])
+        let broker = try await BrokerProcess(["--partial-input-budget", "\(budget)", "--frame-timeout", "2"])
         let bystander = try Bystander(broker.address)
         _ = try bystander.roundTrip()
         let baselineRSS = ProcessInspector.residentBytes(broker.pid)
@@ -195,8 +195,8 @@ struct HostileClientIntegrationTests {
             "all closed \(ms(lastError.timeIntervalSince(started))) after the first byte; bystander PING max \(ms(latencies.max()!))")
     }
 
-    @Test func aPeerThatDoesNotReadItsRepliesIsToldWhy() throws {
-        let broker = try BrokerProcess()
+    @Test func aPeerThatDoesNotReadItsRepliesIsToldWhy() async throws {
+        let broker = try await BrokerProcess()
         let bystander = try Bystander(broker.address)
         let connection = try RawConnection(broker.address)
         connection.shrinkReceiveBuffer()
@@ -219,8 +219,8 @@ struct HostileClientIntegrationTests {
     }
 
     /// `Protocol/vectors/broker.json`, frame by frame, against one heraldd.
-    @Test func brokerVectorsHoldAgainstHeraldd() throws {
-        let broker = try BrokerProcess()
+    @Test func brokerVectorsHoldAgainstHeraldd() async throws {
+        let broker = try await BrokerProcess()
         let bystander = try Bystander(broker.address)
         let vectors = try BrokerVectorRunner.vectors()
         #expect(vectors.count >= 40)

@@ -23,7 +23,7 @@ struct LibraryIntegrationTests {
     }
 
     @Test func publishAndSubscribeWithVerifiedSender() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let subscriber = try await Bus.connect(to: broker.address, options: BusOptions(clientName: "panel"))
         let publisher = try await Bus.connect(to: broker.address, options: BusOptions(clientName: "upower"))
         #expect(publisher.broker.pid == UInt32(broker.pid))
@@ -52,7 +52,7 @@ struct LibraryIntegrationTests {
     }
 
     @Test func wildcardRoutingAndLocalDispatch() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let bus = try await Bus.connect(to: broker.address)
         let other = try await Bus.connect(to: broker.address)
         // Overlapping filters on one connection: the broker sends each message once, the
@@ -75,7 +75,7 @@ struct LibraryIntegrationTests {
     }
 
     @Test func fiftyConcurrentClients() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let clients = 50
         let buses = try await withThrowingTaskGroup(of: Bus.self) { group in
             for n in 0..<clients { group.addTask { try await Bus.connect(to: broker.address, options: BusOptions(clientName: "client-\(n)")) } }
@@ -109,7 +109,7 @@ struct LibraryIntegrationTests {
     }
 
     @Test func flushMeansRouted() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let (raw, _) = try RawConnection.handshake(broker.address, name: "raw-subscriber")
         try raw.subscribe("bulk", id: 1)
         let bus = try await Bus.connect(to: broker.address)
@@ -130,7 +130,7 @@ struct LibraryIntegrationTests {
     }
 
     @Test func typedErrors() async throws {
-        let broker = try BrokerProcess(["--max-subscriptions", "2"])
+        let broker = try await BrokerProcess(["--max-subscriptions", "2"])
         let bus = try await Bus.connect(to: broker.address)
         await #expect(throws: HeraldError.self) { try await bus.publish("a//b", "x") }
         do {
@@ -165,12 +165,12 @@ struct LibraryIntegrationTests {
     }
 
     @Test func subscriptionsEndWhenTheBrokerStops() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         // Without reconnection (see ReconnectIntegrationTests for the default).
         let bus = try await Bus.connect(to: broker.address, options: BusOptions(reconnect: nil))
         let subscription = try await bus.subscribe("x")
         let events = bus.events()
-        #expect(broker.stop() == 0)
+        #expect(await broker.stop() == 0)
         var iterated = 0
         do {
             for try await _ in subscription { iterated += 1 }
@@ -188,7 +188,7 @@ struct LibraryIntegrationTests {
     }
 
     @Test func droppedMessagesAreReportedNotSilent() async throws {
-        let broker = try BrokerProcess(["--output-limit", "64K"])
+        let broker = try await BrokerProcess(["--output-limit", "64K"])
         var options = BusOptions(clientName: "slow")
         options.slowConsumerPolicy = .drop
         options.subscriptionBufferLimit = 64 << 10

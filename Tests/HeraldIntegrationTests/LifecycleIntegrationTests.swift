@@ -4,8 +4,8 @@ import Testing
 
 @Suite("heraldd: connections and lifecycle", .timeLimit(.minutes(2)))
 struct LifecycleIntegrationTests {
-    @Test func thousandAbruptDisconnectsLeakNoDescriptors() throws {
-        let broker = try BrokerProcess()
+    @Test func thousandAbruptDisconnectsLeakNoDescriptors() async throws {
+        let broker = try await BrokerProcess()
         let (watcher, _) = try RawConnection.handshake(broker.address, name: "watcher")
         try watcher.subscribe("load/#", id: 1)
         try watcher.sync()
@@ -35,8 +35,8 @@ struct LifecycleIntegrationTests {
         #expect(broker.process.isRunning)
     }
 
-    @Test func sigtermFlushesQueuedMessagesSaysGoodbyeAndExitsZero() throws {
-        let broker = try BrokerProcess()
+    @Test func sigtermFlushesQueuedMessagesSaysGoodbyeAndExitsZero() async throws {
+        let broker = try await BrokerProcess()
         let (subscriber, _) = try RawConnection.handshake(broker.address, name: "slow-reader", policy: .backpressure)
         subscriber.shrinkReceiveBuffer()
         try subscriber.subscribe("data", id: 1)
@@ -57,13 +57,13 @@ struct LifecycleIntegrationTests {
             return
         }
         #expect(goodbye.reason == ErrorCode.brokerShuttingDown.rawValue)
-        #expect(broker.waitForExit(timeout: 15) == 0)
+        #expect(await broker.waitForExit(timeout: 15) == 0)
         #expect(broker.log.contains("stopping"))
     }
 
-    @Test func sigintExitsZeroWithNoPeers() throws {
-        let broker = try BrokerProcess()
-        #expect(broker.stop(signal: SIGINT) == 0)
+    @Test func sigintExitsZeroWithNoPeers() async throws {
+        let broker = try await BrokerProcess()
+        #expect(await broker.stop(signal: SIGINT) == 0)
     }
 
     /// `--help` names defaults as a person types them (the policy by name, not its wire value).
@@ -81,8 +81,8 @@ struct LifecycleIntegrationTests {
         #expect(text.contains("--frame-timeout") && text.contains("--partial-input-budget") && text.contains("--max-handshaking-per-uid"))
     }
 
-    @Test func secondBrokerOnTheSameAddressRefusesToStart() throws {
-        let broker = try BrokerProcess()
+    @Test func secondBrokerOnTheSameAddressRefusesToStart() async throws {
+        let broker = try await BrokerProcess()
         let second = Process()
         second.executableURL = URL(fileURLWithPath: TestEnvironment.heralddPath)
         second.arguments = ["--address", broker.address]
@@ -95,28 +95,28 @@ struct LifecycleIntegrationTests {
         #expect(text.contains("already listening"))
     }
 
-    @Test func filesystemPathAddressReplacesOnlyAStaleSocket() throws {
+    @Test func filesystemPathAddressReplacesOnlyAStaleSocket() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("bus.sock").path
         do {
-            let broker = try BrokerProcess(["--address", path])
+            let broker = try await BrokerProcess(["--address", path])
             let (client, welcome) = try RawConnection.handshake(path)
             #expect(welcome.brokerPID == UInt32(broker.pid))
             client.closeNow()
             // Killed without cleanup: the socket file stays behind, stale.
-            _ = broker.stop(signal: SIGKILL)
+            _ = await broker.stop(signal: SIGKILL)
         }
         #expect(FileManager.default.fileExists(atPath: path))
-        let restarted = try BrokerProcess(["--address", path])
+        let restarted = try await BrokerProcess(["--address", path])
         _ = try RawConnection.handshake(path)
-        #expect(restarted.stop() == 0)
+        #expect(await restarted.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: path), "a clean stop removes the socket file it created")
     }
 
-    @Test func addressComesFromTheEnvironmentWhenNotGiven() throws {
-        let broker = try BrokerProcess(addressFromEnvironment: true)
+    @Test func addressComesFromTheEnvironmentWhenNotGiven() async throws {
+        let broker = try await BrokerProcess(addressFromEnvironment: true)
         let (_, welcome) = try RawConnection.handshake(broker.address)
         #expect(welcome.brokerPID == UInt32(broker.pid))
         #expect(broker.log.contains(broker.address))

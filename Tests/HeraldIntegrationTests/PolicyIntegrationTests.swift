@@ -45,7 +45,7 @@ struct PolicyIntegrationTests {
     @Test("a denied PUBLISH and SUBSCRIBE fail with `forbidden` naming file:line; '#' receives only what it may")
     func denialsThroughTheLibrary() async throws {
         let config = try ConfigFile(Self.rules)
-        let broker = try BrokerProcess(["--config", config.path])
+        let broker = try await BrokerProcess(["--config", config.path])
         let bus = try await Bus.connect(to: broker.address)
         defer { Task { await bus.close() } }
 
@@ -76,10 +76,10 @@ struct PolicyIntegrationTests {
     }
 
     @Test("`herald pub` to a denied topic exits 1 and says which rule denied it")
-    func denialThroughTheCLI() throws {
+    func denialThroughTheCLI() async throws {
         let config = try ConfigFile(Self.rules)
-        let broker = try BrokerProcess(["--config", config.path])
-        let (status, _, errors) = try CLIProcess.run(["pub", "--address", broker.address, "locked/door", "open"])
+        let broker = try await BrokerProcess(["--config", config.path])
+        let (status, _, errors) = try await CLIProcess.run(["pub", "--address", broker.address, "locked/door", "open"])
         #expect(status == 1)
         #expect(errors.contains("forbidden") && errors.contains("\(config.path):1"), "\(errors)")
     }
@@ -87,7 +87,7 @@ struct PolicyIntegrationTests {
     @Test("SIGHUP applies a new file: revoked subscriptions end with the rule; a bad file keeps the old policy")
     func reload() async throws {
         let config = try ConfigFile(Self.rules)
-        let broker = try BrokerProcess(["--config", config.path])
+        let broker = try await BrokerProcess(["--config", config.path])
         let bus = try await Bus.connect(to: broker.address)
         defer { Task { await bus.close() } }
         let news = try await bus.subscribe("news/#")
@@ -95,7 +95,7 @@ struct PolicyIntegrationTests {
 
         // A file with a syntax error: rejected with its line, nothing changes.
         try config.write("[[rule]]\ntopics = \"news/#\"\nsubscribe = \n")
-        #expect(broker.reload())
+        #expect(await broker.reload())
         #expect(broker.log.contains("keeping the one in force"))
         #expect(broker.log.contains("\(config.path):3"), "\(broker.log)")
         try await bus.publish("news/today", "still here")
@@ -105,7 +105,7 @@ struct PolicyIntegrationTests {
 
         // A valid file that denies news/#: the subscription ends, naming the new rule.
         try config.write(Self.rules + "\n\n[[rule]]\ntopics = \"news/#\"\nsubscribe = \"deny\"\n")
-        #expect(broker.reload())
+        #expect(await broker.reload())
         await #expect {
             while try await newsMessages.next() != nil {}
         } throws: { error in
@@ -122,11 +122,11 @@ struct PolicyIntegrationTests {
     }
 
     @Test("--check-config prints what a file allows, or its errors with file:line and exit status 1")
-    func checkConfig() throws {
+    func checkConfig() async throws {
         let good = try ConfigFile("[default]\npublish = \"deny\"\n\n" + Self.rules)
         let check = try CLIProcess(["--check-config", good.path], executable: TestEnvironment.heralddPath)
         check.write("", close: true)
-        #expect(check.waitForExit() == 0)
+        #expect(await check.waitForExit() == 0)
         #expect(check.standardOutput.contains("\(good.path): valid"), "\(check.standardOutput)")
         #expect(check.standardOutput.contains("line 4: everyone may not publish to and may not subscribe to 'locked/#'"))
         #expect(check.standardOutput.contains("otherwise: publishing is denied, subscribing is allowed"))
@@ -134,7 +134,7 @@ struct PolicyIntegrationTests {
         let bad = try ConfigFile("[connect]\nusers = [\"no-such-user-here\"]\n[limits]\nmax-connections = -1\n")
         let failing = try CLIProcess(["--check-config", bad.path], executable: TestEnvironment.heralddPath)
         failing.write("", close: true)
-        #expect(failing.waitForExit() == 1)
+        #expect(await failing.waitForExit() == 1)
         #expect(failing.standardError.contains("\(bad.path):2: no user named 'no-such-user-here'"), "\(failing.standardError)")
         #expect(failing.standardError.contains("\(bad.path):4: max-connections must be between"))
 
@@ -142,14 +142,14 @@ struct PolicyIntegrationTests {
         let refused = try CLIProcess(["--address", TestEnvironment.uniqueAddress("bad-config"), "--config", bad.path],
             executable: TestEnvironment.heralddPath)
         refused.write("", close: true)
-        #expect(refused.waitForExit() == 1)
+        #expect(await refused.waitForExit() == 1)
         #expect(refused.standardError.contains("invalid configuration") && refused.standardError.contains("\(bad.path):2"))
     }
 
     @Test("a flag given on the command line overrides the same limit in the file")
     func flagsOverrideTheFile() async throws {
         let config = try ConfigFile("[limits]\noutput-limit = \"64K\"\nmax-topic-length = 100\n")
-        let broker = try BrokerProcess(["--config", config.path, "--output-limit", "1M"])
+        let broker = try await BrokerProcess(["--config", config.path, "--output-limit", "1M"])
         let bus = try await Bus.connect(to: broker.address)
         #expect(bus.broker.outputLimit == 1 << 20, "the flag wins")
         #expect(bus.broker.maxTopicLength == 100, "the file applies where no flag is given")
@@ -158,7 +158,7 @@ struct PolicyIntegrationTests {
 
     /// CI runs as root: `nobody` is admitted by the file's [connect] and held to its rules.
     @Test(.enabled(if: getuid() == 0, "needs root to run a client as another user"))
-    func anotherUserAdmittedByTheFile() throws {
+    func anotherUserAdmittedByTheFile() async throws {
         let config = try ConfigFile("""
             [connect]
             users = ["nobody"]
@@ -168,7 +168,7 @@ struct PolicyIntegrationTests {
             users = ["nobody"]
             publish = "deny"
             """)
-        let broker = try BrokerProcess(["--config", config.path])
+        let broker = try await BrokerProcess(["--config", config.path])
         let directory = URL(fileURLWithPath: "/tmp/herald-cli-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -178,13 +178,13 @@ struct PolicyIntegrationTests {
 
         let allowed = try CLIProcess(["pub", "--address", broker.address, "--trust-uid", "0", "shared/x", "1"], executable: copy, prefix: asNobody)
         allowed.write("", close: true)
-        #expect(allowed.waitForExit() == 0, "\(allowed.standardError)")
+        #expect(await allowed.waitForExit() == 0, "\(allowed.standardError)")
         let denied = try CLIProcess(["pub", "--address", broker.address, "--trust-uid", "0", "root-only/x", "1"], executable: copy, prefix: asNobody)
         denied.write("", close: true)
-        #expect(denied.waitForExit() == 1)
+        #expect(await denied.waitForExit() == 1)
         #expect(denied.standardError.contains("\(config.path):4"), "\(denied.standardError)")
         // Root is not named by the rule.
-        let (status, _, _) = try CLIProcess.run(["pub", "--address", broker.address, "root-only/x", "1"])
+        let (status, _, _) = try await CLIProcess.run(["pub", "--address", broker.address, "root-only/x", "1"])
         #expect(status == 0)
     }
 
@@ -216,7 +216,7 @@ struct PolicyIntegrationTests {
             topics = "forge/secret"
             subscribe = "deny"
             """)
-        let broker = try BrokerProcess(["--config", config.path])
+        let broker = try await BrokerProcess(["--config", config.path])
         let bus = try await Bus.connect(to: broker.address)
         defer { Task { await bus.close() } }
         let forged = try await bus.subscribe("forge/#")
@@ -228,9 +228,9 @@ struct PolicyIntegrationTests {
         let forger = try CLIProcess([script, broker.address], executable: "/usr/bin/python3",
             prefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
         defer { forger.write("", close: true) }
-        let pidLine = try #require(try await BlockingWork.run { forger.waitForLine { $0.hasPrefix("pid ") } })
+        let pidLine = try #require(await forger.waitForLine { $0.hasPrefix("pid ") })
         let forgerPID = UInt32(pidLine.dropFirst(4))
-        let done = try await BlockingWork.run { forger.waitForLine { $0 == "done" } }
+        let done = await forger.waitForLine { $0 == "done" }
         #expect(done != nil, "\(forger.standardError)")
 
         let errors = forger.lines.filter { $0.hasPrefix("error ") }

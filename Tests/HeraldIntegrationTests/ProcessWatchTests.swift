@@ -7,7 +7,7 @@ import Testing
 @Suite("Process watch", .timeLimit(.minutes(1)))
 struct ProcessWatchTests {
     @Test func aConnectionThatOutlivesItsProcessNamesPidZero() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let bus = try await Bus.connect(to: broker.address)
         defer { Task { await bus.close() } }
         let messages = try await bus.subscribe("inherit/#")
@@ -35,7 +35,7 @@ struct ProcessWatchTests {
         #expect(message.sender.pid == 0, "the parent's pid is no longer named")
         #expect(message.sender.processExited)
         // `herald sub` says so instead of printing a pid.
-        let line = printer.waitForLine(timeout: 10) { $0.contains("from the child") }
+        let line = await printer.waitForLine(timeout: 10) { $0.contains("from the child") }
         #expect(line?.contains("pid 0 (exited) uid \(getuid())") == true, "\(line ?? printer.standardError)")
         #expect(message.sender.uid == UInt32(getuid()), "uid and gid stay those checked at connect")
     }

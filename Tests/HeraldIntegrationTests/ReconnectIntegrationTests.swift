@@ -44,14 +44,14 @@ struct ReconnectIntegrationTests {
     @Test func aSubscriptionResumesAndBufferedPublishesArriveOnceInOrder() async throws {
         let manager = try ServiceManager(purpose: "resume")
         let first = try manager.start()
-        #expect(try await BlockingWork.run { manager.notify.waitForReady(timeout: 10) })
+        #expect(await manager.notify.waitForReady(timeout: 10))
         let bus = try await Bus.connect(to: manager.address, options: BusOptions(clientName: "survivor"))
         let events = EventLog(bus)
         var messages = try await bus.subscribe("t/#").makeAsyncIterator()
         try await bus.publish("t/a", "before")
         #expect(try await messages.next()?.string == "before")
 
-        #expect(try await BlockingWork.run { first.stop(signal: SIGKILL) } == 128 + SIGKILL)
+        #expect(await first.stop(signal: SIGKILL) == 128 + SIGKILL)
         #expect(await events.wait(Self.isReconnecting))
         // Published with no broker: buffered (the default policy) and sent after the reconnect,
         // after the subscription is re-established, so this bus receives its own messages.
@@ -85,19 +85,19 @@ struct ReconnectIntegrationTests {
         print("reconnect after SIGKILL: attempt \(attempt), downtime \(downtime)")
         await other.close()
         await bus.close()
-        #expect(try await BlockingWork.run { second.stop() } == 0)
+        #expect(await second.stop() == 0)
     }
 
     @Test func failPolicyThrowsWhileReconnectingAndReconnectOffEndsTheBus() async throws {
         let manager = try ServiceManager(purpose: "policies")
         let first = try manager.start()
-        #expect(try await BlockingWork.run { manager.notify.waitForReady(timeout: 10) })
+        #expect(await manager.notify.waitForReady(timeout: 10))
         let failing = try await Bus.connect(
             to: manager.address, options: BusOptions(reconnect: ReconnectPolicy(publishing: .fail)))
         let failingEvents = EventLog(failing)
         let once = try await Bus.connect(to: manager.address, options: BusOptions(reconnect: nil))
         var ending = try await once.subscribe("x").makeAsyncIterator()
-        #expect(try await BlockingWork.run { first.stop(signal: SIGKILL) } == 128 + SIGKILL)
+        #expect(await first.stop(signal: SIGKILL) == 128 + SIGKILL)
         #expect(await failingEvents.wait(Self.isReconnecting))
         await #expect(throws: HeraldError.self) { try await failing.publish("x", "lost") }
         // Without reconnection the subscription ends with the error, as before.
@@ -113,11 +113,11 @@ struct ReconnectIntegrationTests {
     @Test func aBoundedBufferRefusesPastItsLimit() async throws {
         let manager = try ServiceManager(purpose: "bound")
         let first = try manager.start()
-        #expect(try await BlockingWork.run { manager.notify.waitForReady(timeout: 10) })
+        #expect(await manager.notify.waitForReady(timeout: 10))
         let bus = try await Bus.connect(
             to: manager.address, options: BusOptions(reconnect: ReconnectPolicy(publishing: .buffer(limit: 4096))))
         let events = EventLog(bus)
-        #expect(try await BlockingWork.run { first.stop(signal: SIGKILL) } == 128 + SIGKILL)
+        #expect(await first.stop(signal: SIGKILL) == 128 + SIGKILL)
         #expect(await events.wait(Self.isReconnecting))
         // A flush cannot complete without a broker: bounded, it says so.
         await #expect(throws: HeraldError.timeout) { try await bus.flush(timeout: .milliseconds(200)) }
@@ -144,7 +144,7 @@ struct ReconnectIntegrationTests {
     @Test func restartSoakLosesNoConnectionAttempt() async throws {
         let manager = try ServiceManager(purpose: "soak")
         var current = try manager.start(["--exit-when-idle", "30"])
-        #expect(try await BlockingWork.run { manager.notify.waitForReady(timeout: 10) })
+        #expect(await manager.notify.waitForReady(timeout: 10))
         let subscriber = try await Bus.connect(to: manager.address, options: BusOptions(clientName: "soak-sub"))
         let subscriberEvents = EventLog(subscriber)
         let subscription = try await subscriber.subscribe("soak/#")
@@ -180,10 +180,10 @@ struct ReconnectIntegrationTests {
             // subscriber is always connected. ActivationIntegrationTests covers clients that
             // connect across an idle exit.)
             let stopping = current
-            _ = try await BlockingWork.run { stopping.stop(signal: restart % 2 == 0 ? SIGKILL : SIGTERM) }
+            _ = await stopping.stop(signal: restart % 2 == 0 ? SIGKILL : SIGTERM)
             current = try manager.start(["--exit-when-idle", "30"])
             let readyCount = manager.notify.lines.filter { $0 == "READY=1" }.count
-            #expect(try await BlockingWork.run { manager.notify.waitFor(timeout: 10) { _ in manager.notify.lines.filter { $0 == "READY=1" }.count > readyCount } })
+            #expect(await manager.notify.waitFor(timeout: 10) { _ in manager.notify.lines.filter { $0 == "READY=1" }.count > readyCount })
             longestWait = max(longestWait, stoppedAt.duration(to: .now))
         }
         counters.running.store(false, ordering: .relaxed)
@@ -215,7 +215,7 @@ struct ReconnectIntegrationTests {
         await publisher.close()
         await subscriber.close()
         let last = current
-        _ = try await BlockingWork.run { last.stop() }
+        _ = await last.stop()
     }
 }
 

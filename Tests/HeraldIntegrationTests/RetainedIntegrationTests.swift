@@ -6,7 +6,7 @@ import Testing
 @Suite("Retained messages end to end", .timeLimit(.minutes(1)))
 struct RetainedIntegrationTests {
     @Test func aSubscriberStartedLaterSeesTheCurrentValueFirst() async throws {
-        let broker = try BrokerProcess()
+        let broker = try await BrokerProcess()
         let service = try await Bus.connect(to: broker.address, options: BusOptions(clientName: "battery-service"))
         defer { Task { await service.close() } }
         let before = Date()
@@ -38,7 +38,7 @@ struct RetainedIntegrationTests {
     }
 
     @Test func overTheQuotaFlushThrowsAndNothingIsStored() async throws {
-        let broker = try BrokerProcess(["--max-retained-per-uid", "1"])
+        let broker = try await BrokerProcess(["--max-retained-per-uid", "1"])
         let service = try await Bus.connect(to: broker.address)
         defer { Task { await service.close() } }
         try await service.publish("state/a", "1", retain: true)
@@ -61,14 +61,14 @@ struct RetainedIntegrationTests {
     }
 
     @Test func theCLIRetainsAndMarksRetainedMessages() async throws {
-        let broker = try BrokerProcess()
-        let (status, _, errors) = try CLIProcess.run(["pub", "--address", broker.address, "--retain", "session/locked", "yes"])
+        let broker = try await BrokerProcess()
+        let (status, _, errors) = try await CLIProcess.run(["pub", "--address", broker.address, "--retain", "session/locked", "yes"])
         #expect(status == 0, "\(errors)")
         let subscriber = try await CLIIntegrationTests.startSubscriber(broker, ["session/#"], extra: ["--json"])
-        let line = subscriber.waitForLine(timeout: 10) { $0.contains("session/locked") }
+        let line = await subscriber.waitForLine(timeout: 10) { $0.contains("session/locked") }
         #expect(line?.contains("\"retained\":true") == true, "\(line ?? subscriber.standardError)")
         let human = try await CLIIntegrationTests.startSubscriber(broker, ["session/#"])
-        let humanLine = human.waitForLine(timeout: 10) { $0.contains("session/locked") }
+        let humanLine = await human.waitForLine(timeout: 10) { $0.contains("session/locked") }
         #expect(humanLine?.hasPrefix("session/locked yes  (retained)") == true, "\(humanLine ?? human.standardError)")
     }
 }
@@ -86,13 +86,13 @@ struct RetainedRestartTests {
     /// which waits for the reconnect. Returns the value each topic must hold: the last one
     /// published. The messages just before the restart (in the client's buffer, in the socket
     /// or in the broker) are their topics' last values, so losing any of them would show.
-    private static func burst(on bus: Bus, restart: () throws -> Void) async throws -> [String: String] {
+    private static func burst(on bus: Bus, restart: () async throws -> Void) async throws -> [String: String] {
         var expected: [String: String] = [:]
         for index in 0..<publishes {
             let topic = "burst/\(index % topics)"
             try await bus.publish(topic, "\(index)", retain: true)
             expected[topic] = "\(index)"
-            if index == restartAt { try restart() }
+            if index == restartAt { try await restart() }
         }
         try await bus.flush(timeout: .seconds(20))
         return expected
@@ -124,22 +124,22 @@ struct RetainedRestartTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let stateFile = directory.appendingPathComponent("retained").path
-        var broker = try BrokerProcess(["--state-file", stateFile], purpose: "state-file")
+        var broker = try await BrokerProcess(["--state-file", stateFile], purpose: "state-file")
         let address = broker.address
         let publisher = try await Bus.connect(to: address, options: BusOptions(clientName: "burst"))
         defer { Task { await publisher.close() } }
         var restarted: BrokerProcess?
         let expected = try await Self.burst(on: publisher) {
-            #expect(broker.stop() == 0)
-            restarted = try BrokerProcess(["--state-file", stateFile], purpose: "state-file", exactAddress: address)
+            #expect(await broker.stop() == 0)
+            restarted = try await BrokerProcess(["--state-file", stateFile], purpose: "state-file", exactAddress: address)
         }
         broker = try #require(restarted)
         #expect(broker.log.contains("retained messages restored"), "\(broker.log)")
         #expect(try await Self.retained(at: address) == expected)
 
         // And once more, with nothing published in between: the second broker saved at stop.
-        #expect(broker.stop() == 0)
-        let third = try BrokerProcess(["--state-file", stateFile], purpose: "state-file", exactAddress: address)
+        #expect(await broker.stop() == 0)
+        let third = try await BrokerProcess(["--state-file", stateFile], purpose: "state-file", exactAddress: address)
         #expect(try await Self.retained(at: address, allRestored: true) == expected)
         _ = third
     }
@@ -147,45 +147,46 @@ struct RetainedRestartTests {
     @Test func theDescriptorStoreKeepsThemThroughARestartMidBurstAndACrash() async throws {
         let manager = try ServiceManager(purpose: "fdstore")
         let first = try manager.start()
-        #expect(manager.notify.waitForReady(timeout: 10))
+        #expect(await manager.notify.waitForReady(timeout: 10))
         let publisher = try await Bus.connect(to: manager.address, options: BusOptions(clientName: "burst"))
         defer { Task { await publisher.close() } }
         var second: ServiceManager.Instance?
         let expected = try await Self.burst(on: publisher) {
-            #expect(first.stop() == 0)
+            #expect(await first.stop() == 0)
             second = try manager.start()
         }
         let running = try #require(second)
-        #expect(manager.notify.stored.isEmpty == false || manager.notify.waitFor(timeout: 5) { $0.contains("FDSTORE=1") })
+        let storedAlready = manager.notify.stored.isEmpty == false
+        #expect(storedAlready ? true : await manager.notify.waitFor(timeout: 5) { $0.contains("FDSTORE=1") })
         #expect(try await Self.retained(at: manager.address) == expected)
         #expect(running.log.contains("from=the service manager's descriptor store"), "\(running.log)")
 
         // A crash: what the broker saved (within a second of the last change) comes back.
         try await publisher.publish("burst/0", "after", retain: true)
         try await publisher.flush()
-        #expect(Self.waitUntilStored(Array("after".utf8), in: manager.notify), "the change was saved within a second or so")
-        #expect(running.stop(signal: SIGKILL) == 128 + SIGKILL)
+        #expect(await Self.waitUntilStored(Array("after".utf8), in: manager.notify), "the change was saved within a second or so")
+        #expect(await running.stop(signal: SIGKILL) == 128 + SIGKILL)
         let afterCrash = try manager.start()
         var survived = expected
         survived["burst/0"] = "after"
         #expect(try await Self.retained(at: manager.address, allRestored: true) == survived)
-        #expect(afterCrash.stop() == 0)
+        #expect(await afterCrash.stop() == 0)
         #expect(manager.notify.stored.count <= 1, "one snapshot in the store, not one per save")
     }
 
     /// Waits (up to 10 s) until the snapshot in the descriptor store contains `bytes`.
-    private static func waitUntilStored(_ bytes: [UInt8], in notify: NotifySocket) -> Bool {
+    private static func waitUntilStored(_ bytes: [UInt8], in notify: NotifySocket) async -> Bool {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            notify.drain()
-            if let fd = notify.stored.last?.fd {
+            if let fd = notify.duplicateStored().last?.fd {
+                defer { close(fd) }
                 var info = stat()
                 fstat(fd, &info)
                 var content = [UInt8](repeating: 0, count: Int(info.st_size))
                 let n = content.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
                 if n == content.count, content.firstRange(of: bytes) != nil { return true }
             }
-            usleep(20_000)
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return false
     }
@@ -196,14 +197,14 @@ struct RetainedRestartTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let stateFile = directory.appendingPathComponent("retained").path
         try Data("HRLDRET1 and then something else".utf8).write(to: URL(fileURLWithPath: stateFile))
-        let broker = try BrokerProcess(["--state-file", stateFile], purpose: "damaged-state")
+        let broker = try await BrokerProcess(["--state-file", stateFile], purpose: "damaged-state")
         #expect(broker.log.contains("the retained state file cannot be read"), "\(broker.log)")
         #expect(FileManager.default.fileExists(atPath: stateFile + ".corrupt"))
         let bus = try await Bus.connect(to: broker.address)
         try await bus.publish("state/ok", "1", retain: true)
         try await bus.flush()
         await bus.close()
-        #expect(broker.stop() == 0)
+        #expect(await broker.stop() == 0)
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: stateFile)))
         #expect(bytes.starts(with: Array("HRLDRET1".utf8)), "the next save wrote a good file")
     }

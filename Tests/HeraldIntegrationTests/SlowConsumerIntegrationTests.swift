@@ -57,8 +57,8 @@ struct SlowConsumerIntegrationTests {
         let baselineRSS: Int
     }
 
-    static func scene(_ policy: SlowConsumerPolicy) throws -> Scene {
-        let broker = try BrokerProcess(["--output-limit", "\(outputLimit)"], purpose: "slow-\(policy)", logLevel: "debug")
+    static func scene(_ policy: SlowConsumerPolicy) async throws -> Scene {
+        let broker = try await BrokerProcess(["--output-limit", "\(outputLimit)"], purpose: "slow-\(policy)", logLevel: "debug")
         // The fast subscriber asks for backpressure: it must see everything however the
         // machine schedules it, and it paces the publisher. The stalled one never reads.
         let (fast, _) = try RawConnection.handshake(broker.address, name: "fast", policy: .backpressure)
@@ -78,7 +78,7 @@ struct SlowConsumerIntegrationTests {
     }
 
     @Test func dropModeLosesNothingSilently() async throws {
-        let scene = try Self.scene(.drop)
+        let scene = try await Self.scene(.drop)
         async let fastReceived = Self.receive(scene.fast, count: Self.messageCount)
         try await Self.publishAll(scene.broker.address)
         #expect(try await fastReceived == Array(0..<Self.messageCount), "the fast subscriber gets everything in order")
@@ -117,7 +117,7 @@ struct SlowConsumerIntegrationTests {
     }
 
     @Test func disconnectModeClosesWithAReason() async throws {
-        let scene = try Self.scene(.disconnect)
+        let scene = try await Self.scene(.disconnect)
         async let fastReceived = Self.receive(scene.fast, count: Self.messageCount)
         try await Self.publishAll(scene.broker.address)
         #expect(try await fastReceived == Array(0..<Self.messageCount))
@@ -132,7 +132,7 @@ struct SlowConsumerIntegrationTests {
     }
 
     @Test func backpressureModeDeliversEverything() async throws {
-        let scene = try Self.scene(.backpressure)
+        let scene = try await Self.scene(.backpressure)
         async let fastReceived = Self.receive(scene.fast, count: Self.messageCount)
         let address = scene.broker.address
         let publishing = Task { try await Self.publishAll(address) }

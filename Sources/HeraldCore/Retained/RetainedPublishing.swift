@@ -17,12 +17,9 @@ extension BrokerCore {
                 "PUBLISH flag bits 0x\(String(undefined, radix: 16)) are not defined in this protocol version")
             return
         }
+        guard topicFits(publisher, header) else { return }
         let topicLength = Int(header.aux)
         let bodyLength = Int(header.bodyLength)
-        guard topicLength <= bodyLength else {
-            fail(publisher, .malformedFrame, "PUBLISH topic length \(topicLength) exceeds its body of \(bodyLength) bytes")
-            return
-        }
         let topic = frame + FrameHeader.size
         guard ensureRoute(publisher, topic, topicLength) else { return }
         let message = RetainedMessage(
