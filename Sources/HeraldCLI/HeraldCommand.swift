@@ -5,7 +5,7 @@ import ArgumentParser
 struct HeraldCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald",
-        abstract: "Publish and subscribe on a Herald message bus.",
+        abstract: "Publish, subscribe, ask and answer on a Herald message bus.",
         discussion: """
             Every command connects to the broker at --address: '@name' for an abstract socket or a \
             filesystem path. Without --address, $HERALD_ADDRESS is used, or else the per-user default \
@@ -13,7 +13,8 @@ struct HeraldCommand: AsyncParsableCommand {
 
             Exit status: 0 success; 1 the request failed (invalid topic or filter, refused by the \
             broker); 2 no connection (broker unreachable, not authorized, handshake failed); 3 the \
-            connection to the broker was lost or closed by the broker; 64 usage error.
+            connection to the broker was lost or closed by the broker; 4 a request got no answer \
+            (nobody serves its topic, the responder left, or it timed out); 64 usage error.
             """,
-        subcommands: [PubCommand.self, SubCommand.self, PingCommand.self, BenchCommand.self, BenchWorkerCommand.self])
+        subcommands: [PubCommand.self, SubCommand.self, ReqCommand.self, ReplyCommand.self, PingCommand.self, BenchCommand.self, BenchWorkerCommand.self])
 }

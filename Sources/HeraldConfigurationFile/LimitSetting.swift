@@ -18,6 +18,8 @@ public enum LimitSetting: String, CaseIterable, Sendable {
     case maxRetainedPerUID = "max-retained-per-uid"
     /// ``BrokerConfiguration/maxRetainedBytesPerUID`` (bytes).
     case maxRetainedBytesPerUID = "max-retained-bytes-per-uid"
+    /// ``BrokerConfiguration/maxPendingRequestsPerPeer``.
+    case maxPendingRequests = "max-pending-requests"
     /// ``BrokerConfiguration/maxHandshakingConnections``.
     case maxHandshaking = "max-handshaking"
     /// ``BrokerConfiguration/maxHandshakingConnectionsPerUID``.
@@ -67,7 +69,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
     private var kind: Kind {
         switch self {
         case .maxConnections, .maxConnectionsPerUID, .maxSubscriptions, .maxSubscriptionsPerUID, .maxHandshaking,
-            .maxHandshakingPerUID:
+            .maxHandshakingPerUID, .maxPendingRequests:
             .count(1...Int(Int32.max))
         case .maxRetainedPerUID: .count(0...Int(Int32.max))
         case .maxRetainedBytesPerUID: .bytes(0...Int.max)
@@ -120,6 +122,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         case (.maxQueuedBytesPerUID, .count(let count)): configuration.maxQueuedBytesPerUID = count
         case (.maxRetainedPerUID, .count(let count)): configuration.maxRetainedMessagesPerUID = count
         case (.maxRetainedBytesPerUID, .count(let count)): configuration.maxRetainedBytesPerUID = count
+        case (.maxPendingRequests, .count(let count)): configuration.maxPendingRequestsPerPeer = count
         case (.maxHandshaking, .count(let count)): configuration.maxHandshakingConnections = count
         case (.maxHandshakingPerUID, .count(let count)): configuration.maxHandshakingConnectionsPerUID = count
         case (.maxFrameSize, .count(let count)): configuration.maxFrameSize = count

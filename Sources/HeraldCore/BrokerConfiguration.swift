@@ -82,6 +82,8 @@ public struct BrokerConfiguration: Sendable {
     public var slowConsumerLinger: Double = 30
     /// Seconds a stopping broker spends flushing queued output before it exits regardless.
     public var shutdownGrace: Double = 5
+    /// REQUESTs one connection may have waiting for a reply (`too_many_requests` past it).
+    public var maxPendingRequestsPerPeer = 4096
     /// Name and version reported in WELCOME.
     public var serverName = "heraldd \(HeraldVersion.string)"
 

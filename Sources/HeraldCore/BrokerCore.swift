@@ -12,7 +12,8 @@ import Logging
 /// ``finishWriting(_:)`` and ``ended(_:reason:now:)`` say when to close, and
 /// ``expireDeadlines(now:)`` runs the timers. The concepts behind it live in one file each:
 /// `Admission`, `InputReassembly`, `Session`, `Router`, `SlowConsumer`, `Closing`,
-/// `Deadlines`, `Shutdown`, over the `PeerTable` and the `SubscriptionIndex`.
+/// `Deadlines`, `Shutdown`, over the `PeerTable` and the `SubscriptionIndex`; whole features
+/// have rooms of their own: `Policy/`, `Retained/`, `Requests/`.
 ///
 /// Memory safety: peers are reached through ``PeerPointer`` everywhere in the core, never
 /// retained or copied; ``PeerTable`` owns them and frees a removed one only at
@@ -32,6 +33,13 @@ public final class BrokerCore {
 
     var peers = PeerTable()
     let index = SubscriptionIndex()
+    /// Responder subscriptions (SUBSCRIBE flag 0x01), apart from `index`: requests are
+    /// matched here, and publishes never look at it (`RequestRouting`).
+    let responders = SubscriptionIndex()
+    /// Requests handed to a responder and waiting for its reply (`RequestRouting`).
+    var requests = RequestTable()
+    /// Which matching responder gets the next request (they take turns).
+    var responderTurn: UInt64 = 0
 
     /// Epoch for deduplicating subscribers while a route is built.
     var routeEpoch: UInt64 = 0

@@ -52,4 +52,18 @@ public struct BrokerStatistics: Sendable, Equatable {
 
     /// Creates zeroed counters.
     public init() {}
+    /// REQUESTs handed to a responder as a CALL.
+    public var requestsRouted: UInt64 = 0
+    /// REQUESTs answered `no_responders`.
+    public var requestsWithoutResponder: UInt64 = 0
+    /// REQUESTs refused for the requester's quota (`too_many_requests`) or busy responders (`responder_busy`).
+    public var requestsRefused: UInt64 = 0
+    /// REPLYs handed to their requester as a RESPONSE.
+    public var responsesDelivered: UInt64 = 0
+    /// REPLYs whose requester had said goodbye to a stopping broker.
+    public var responsesUndeliverable: UInt64 = 0
+    /// Requests failed with `responder_gone` because their responder closed its connection.
+    public var requestsFailedByResponderExit: UInt64 = 0
+    /// Requests failed with `request_timeout`.
+    public var requestTimeouts: UInt64 = 0
 }

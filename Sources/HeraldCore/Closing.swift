@@ -66,6 +66,7 @@ extension BrokerCore {
     /// and takes it out of the handshake count.
     func dropState(of peer: PeerPointer) {
         removeSubscriptions(of: peer)
+        dropRequests(of: peer)
         releaseInput(peer)
         leaveHandshake(peer)
     }
@@ -73,10 +74,17 @@ extension BrokerCore {
     /// Removes all of `peer`'s subscriptions (from the index and its uid's quota) and
     /// releases the publishers it held paused: nothing is routed to it any more.
     func removeSubscriptions(of peer: PeerPointer) {
-        for (id, filter) in peer.pointee.subscriptions { index.remove(filter, peer: peer, subscriptionID: id) }
+        for (id, filter) in peer.pointee.subscriptions {
+            if peer.pointee.responderIDs.contains(id) {
+                responders.remove(filter, peer: peer, subscriptionID: id)
+            } else {
+                index.remove(filter, peer: peer, subscriptionID: id)
+            }
+        }
         let held = peer.pointee.subscriptions.count
         if held > 0 { charge(peer.pointee.credentials.uid) { $0.subscriptions -= held } }
         peer.pointee.subscriptions.removeAll()
+        peer.pointee.responderIDs.removeAll()
         releasePausedPublishers(of: peer)
     }
 

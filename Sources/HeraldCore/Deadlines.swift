@@ -10,6 +10,7 @@ extension BrokerCore {
     /// linger deadline has passed (the server closes those sockets).
     public func expireDeadlines(now: Double) -> [PeerSlot] {
         clock = now
+        expireRequests(now: now)
         var expired: [PeerSlot] = []
         for peer in peers.snapshot() {
             peer.pointee.output.releaseStorageIfEmpty()

@@ -72,8 +72,11 @@ struct Peer: ~Copyable {
     /// a frame still incomplete ``BrokerConfiguration/frameTimeout`` later is refused.
     var inputSince = 0.0
 
-    /// Active subscriptions by client-chosen id.
+    /// Active subscriptions by client-chosen id, responder subscriptions included.
     var subscriptions: [UInt32: TopicFilter] = [:]
+    /// The ids in `subscriptions` that are responder subscriptions (in the core's
+    /// `responders` index rather than the routing index).
+    var responderIDs: Set<UInt32> = []
 
     // Route cache: the last topic this peer published and who receives it. Valid while
     // `routeGeneration` equals the subscription index's generation.

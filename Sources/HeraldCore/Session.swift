@@ -8,11 +8,21 @@ extension BrokerCore {
     /// then the body (PROTOCOL.md §3.5).
     func handleControlFrame(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
         let type = FrameType(rawValue: header.type)!
-        if type == .subscribe {
+        switch type {
+        case .subscribe:
             // Decoded here rather than by FrameDecoder: a filter that is not UTF-8 is an
             // invalid filter (the session goes on), not a malformed frame.
             handleSubscribe(peer, header, body)
             return
+        case .request:
+            // Like PUBLISH, the topic is validated by the broker, not by frame decoding.
+            handleRequest(peer, header, body)
+            return
+        case .reply:
+            handleReply(peer, header, body)
+            return
+        default:
+            break
         }
         let frame: Frame
         do {
@@ -49,8 +59,8 @@ extension BrokerCore {
                 return
             }
             enqueue(.ok(requestID: request.requestID), to: peer)
-        case .welcome, .error, .ok, .message, .dropped, .retained, .subscribe, .publish:
-            // checkHeader refused the broker's types; SUBSCRIBE and PUBLISH go elsewhere.
+        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .subscribe, .publish, .request, .reply:
+            // checkHeader refused the broker's types; SUBSCRIBE, PUBLISH, REQUEST and REPLY go elsewhere.
             preconditionFailure("\(type) reached the control-frame handler")
         }
     }
@@ -103,18 +113,23 @@ extension BrokerCore {
     @discardableResult
     func removeSubscription(_ subscriptionID: UInt32, of peer: PeerPointer) -> TopicFilter? {
         guard let filter = peer.pointee.subscriptions.removeValue(forKey: subscriptionID) else { return nil }
-        index.remove(filter, peer: peer, subscriptionID: subscriptionID)
+        if peer.pointee.responderIDs.remove(subscriptionID) != nil {
+            responders.remove(filter, peer: peer, subscriptionID: subscriptionID)
+        } else {
+            index.remove(filter, peer: peer, subscriptionID: subscriptionID)
+        }
         charge(peer.pointee.credentials.uid) { $0.subscriptions -= 1 }
         return filter
     }
 
     func handleSubscribe(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
-        guard header.flags == 0 else {
+        guard header.flags & ~FrameFlags.responder == 0 else {
             // Like every other frame with undefined flags: refused, the session goes on.
             requestError(peer, .unsupportedFlags, requestID: Self.requestID(of: .subscribe, body),
-                "SUBSCRIBE flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version; frame ignored")
+                "SUBSCRIBE flag bits 0x\(String(header.flags & ~FrameFlags.responder, radix: 16)) are not defined in this protocol version; frame ignored")
             return
         }
+        let isResponder = header.flags & FrameFlags.responder != 0
         guard header.aux == 0 else {
             fail(peer, .malformedFrame, "SUBSCRIBE with a non-zero aux field")
             return
@@ -171,6 +186,13 @@ extension BrokerCore {
         }
         charge(uid) { $0.subscriptions += 1 }
         peer.pointee.subscriptions[subscriptionID] = filter
+        if isResponder {
+            // It answers requests; it receives no messages, so it has no retained ones either.
+            peer.pointee.responderIDs.insert(subscriptionID)
+            responders.insert(filter, peer: peer, subscriptionID: subscriptionID)
+            enqueue(.ok(requestID: requestID), to: peer)
+            return
+        }
         index.insert(filter, peer: peer, subscriptionID: subscriptionID)
         enqueue(.ok(requestID: requestID), to: peer)
         // Right after the OK and before anything routed later: the topics' current values.

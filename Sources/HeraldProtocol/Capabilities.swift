@@ -6,6 +6,11 @@ public enum Capabilities {
     /// subscription the retained messages it matches as ordinary MESSAGE frames.
     public static let retained: UInt32 = 0x0000_0001
 
+    /// The client uses request/reply: REQUEST, CALL, REPLY, RESPONSE and responder
+    /// subscriptions (0x14–0x17, SUBSCRIBE flag 0x01). A broker that confirms it in WELCOME
+    /// knows these frames; a client MUST NOT send them to a broker that did not.
+    public static let requests: UInt32 = 0x0000_0002
+
     /// Every capability this implementation knows.
-    public static let known: UInt32 = retained
+    public static let known: UInt32 = retained | requests
 }

@@ -61,6 +61,23 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     /// A retained PUBLISH would take the publisher's uid past its quota of retained
     /// messages or retained bytes. Nothing was stored or delivered; the session goes on.
     case retainedQuotaExceeded = 26
+    /// A REQUEST found no responder subscription that matches its topic (and that the
+    /// policy lets receive it). Answered at once; `request_id` is the REQUEST's.
+    case noResponders = 27
+    /// The responder a REQUEST went to closed its connection before it replied.
+    case responderGone = 28
+    /// A REQUEST's `timeout_ms` passed without a REPLY; a later REPLY is refused with `unknown_call`.
+    case requestTimeout = 29
+    /// The connection already has the maximum number of REQUESTs waiting for a reply.
+    case tooManyRequests = 30
+    /// A REQUEST reused the `request_id` of one of the connection's REQUESTs still waiting.
+    case duplicateRequest = 31
+    /// A REPLY names a call that is not waiting for this connection's answer (answered,
+    /// timed out, its requester gone, or never sent to it); `request_id` is the `call_id`.
+    case unknownCall = 32
+    /// The responder chosen for a REQUEST has more output queued than its output limit:
+    /// the request was not sent to it.
+    case responderBusy = 33
 
     /// Whether the broker closes the connection after sending this code.
     public var isFatal: Bool {
@@ -71,7 +88,8 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
             true
         case .invalidTopic, .invalidFilter, .topicTooLong, .tooManySubscriptions, .unknownSubscription,
             .duplicateSubscription, .reservedTopic, .brokerShuttingDown, .unsupportedFlags, .forbidden,
-            .subscriptionRevoked, .retainedQuotaExceeded:
+            .subscriptionRevoked, .retainedQuotaExceeded, .noResponders, .responderGone, .requestTimeout,
+            .tooManyRequests, .duplicateRequest, .unknownCall, .responderBusy:
             false
         }
     }
@@ -104,6 +122,13 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .forbidden: "forbidden"
         case .subscriptionRevoked: "subscription revoked"
         case .retainedQuotaExceeded: "retained quota exceeded"
+        case .noResponders: "no responders"
+        case .responderGone: "responder gone"
+        case .requestTimeout: "request timeout"
+        case .tooManyRequests: "too many requests"
+        case .duplicateRequest: "duplicate request"
+        case .unknownCall: "unknown call"
+        case .responderBusy: "responder busy"
         }
     }
 }

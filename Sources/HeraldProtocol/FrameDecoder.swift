@@ -10,6 +10,7 @@ public enum FrameDecoder {
             switch type {
             case .message: ProtocolLimits.messageSenderBlockSize
             case .retained: ProtocolLimits.retainedPrefixSize
+            case .call, .response: ProtocolLimits.callAllowance
             default: 0
             }
         guard header.frameLength <= maxFrameSize + allowance else {
@@ -51,10 +52,11 @@ public enum FrameDecoder {
             switch type {
             case .error: FrameFlags.fatal
             case .publish: FrameFlags.retain
+            case .subscribe: FrameFlags.responder
             default: 0
             }
         guard header.flags & ~allowedFlags == 0 else { throw .unsupportedFlags(header.flags & ~allowedFlags) }
-        if type != .publish && type != .message && type != .retained && header.aux != 0 {
+        if !type.carriesTopicLength && header.aux != 0 {
             throw .invalidValue("aux field must be zero for \(type)")
         }
         var reader = ByteReader(body)
@@ -129,7 +131,9 @@ public enum FrameDecoder {
             let requestID = try reader.u32()
             let subscriptionID = try reader.u32()
             frame = .subscribe(
-                Subscribe(requestID: requestID, subscriptionID: subscriptionID, filter: try reader.utf8(reader.remaining)))
+                Subscribe(
+                    requestID: requestID, subscriptionID: subscriptionID, filter: try reader.utf8(reader.remaining),
+                    responder: header.flags & FrameFlags.responder != 0))
         case .unsubscribe:
             frame = .unsubscribe(Unsubscribe(requestID: try reader.u32(), subscriptionID: try reader.u32()))
         case .publish:
@@ -157,6 +161,34 @@ public enum FrameDecoder {
                 RetainedDelivery(
                     subscriptionID: subscriptionID, retainedAt: retainedAt, senderID: sender.senderID, sender: sender.credentials,
                     topic: topic, payload: reader.rest()))
+        case .request:
+            let requestID = try reader.u32()
+            let timeout = try reader.u32()
+            let topicLength = Int(header.aux)
+            guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
+            let topic = try reader.bytes(topicLength)
+            frame = .request(Request(requestID: requestID, timeoutMilliseconds: timeout, topic: topic, payload: reader.rest()))
+        case .call:
+            let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
+            let callID = try reader.u32()
+            let subscriptionID = try reader.u32()
+            let topicLength = Int(header.aux)
+            guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
+            let topic = try reader.bytes(topicLength)
+            frame = .call(
+                Call(
+                    senderID: sender.senderID, sender: sender.credentials, callID: callID, subscriptionID: subscriptionID,
+                    topic: topic, payload: reader.rest()))
+        case .reply:
+            let callID = try reader.u32()
+            let status = try reader.u32()
+            frame = .reply(Reply(callID: callID, status: status, payload: reader.rest()))
+        case .response:
+            let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
+            let requestID = try reader.u32()
+            let status = try reader.u32()
+            frame = .response(
+                Response(senderID: sender.senderID, sender: sender.credentials, requestID: requestID, status: status, payload: reader.rest()))
         }
         try reader.expectEnd()
         return frame

@@ -53,6 +53,7 @@ public enum FrameEncoder {
         case .ok(let requestID):
             buffer.appendLE(requestID)
         case .subscribe(let subscribe):
+            flags = subscribe.responder ? FrameFlags.responder : 0
             buffer.appendLE(subscribe.requestID)
             buffer.appendLE(subscribe.subscriptionID)
             buffer.append(contentsOf: subscribe.filter.utf8)
@@ -80,6 +81,28 @@ public enum FrameEncoder {
             buffer.appendLE(retained.retainedAt)
             buffer.append(contentsOf: retained.topic)
             buffer.append(contentsOf: retained.payload)
+        case .request(let request):
+            aux = UInt16(truncatingIfNeeded: request.topic.count)
+            buffer.appendLE(request.requestID)
+            buffer.appendLE(request.timeoutMilliseconds)
+            buffer.append(contentsOf: request.topic)
+            buffer.append(contentsOf: request.payload)
+        case .call(let call):
+            aux = UInt16(truncatingIfNeeded: call.topic.count)
+            appendSenderBlock(SenderBlock(senderID: call.senderID, credentials: call.sender), to: &buffer)
+            buffer.appendLE(call.callID)
+            buffer.appendLE(call.subscriptionID)
+            buffer.append(contentsOf: call.topic)
+            buffer.append(contentsOf: call.payload)
+        case .reply(let reply):
+            buffer.appendLE(reply.callID)
+            buffer.appendLE(reply.status)
+            buffer.append(contentsOf: reply.payload)
+        case .response(let response):
+            appendSenderBlock(SenderBlock(senderID: response.senderID, credentials: response.sender), to: &buffer)
+            buffer.appendLE(response.requestID)
+            buffer.appendLE(response.status)
+            buffer.append(contentsOf: response.payload)
         }
         let header = FrameHeader(
             bodyLength: UInt32(buffer.count - start - FrameHeader.size), type: frame.type.rawValue, flags: flags,
@@ -111,7 +134,7 @@ public enum FrameEncoder {
         buffer.append(contentsOf: payload)
     }
 
-    /// Appends the 24-byte sender block of MESSAGE and RETAINED.
+    /// Appends the 24-byte sender block of MESSAGE, RETAINED, CALL and RESPONSE.
     private static func appendSenderBlock(_ block: SenderBlock, to buffer: inout [UInt8]) {
         withUnsafeTemporaryAllocation(byteCount: SenderBlock.size, alignment: 8) { raw in
             block.store(to: raw.baseAddress!)

@@ -57,4 +57,7 @@ public enum FrameFlags {
     /// PUBLISH: the broker keeps this message as the topic's retained message (an empty
     /// payload clears it) and gives it to every later matching subscription.
     public static let retain: UInt8 = 0x01
+    /// SUBSCRIBE: a responder subscription, which receives the REQUESTs on matching topics
+    /// as CALL frames (and no MESSAGE frames).
+    public static let responder: UInt8 = 0x01
 }

@@ -26,13 +26,31 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case dropped = 0x12
     /// Broker → client: a topic's retained message, for the subscription that was just added.
     case retained = 0x13
+    /// Client → broker: a request for one responder to answer.
+    case request = 0x14
+    /// Broker → client: a request for this responder to answer, stamped with its requester.
+    case call = 0x15
+    /// Client → broker: a responder's answer to a CALL.
+    case reply = 0x16
+    /// Broker → client: the answer to this client's REQUEST, stamped with its responder.
+    case response = 0x17
 
     /// Whether clients send this type (HELLO, PING, PONG, GOODBYE, SUBSCRIBE, UNSUBSCRIBE,
-    /// PUBLISH). A broker that receives any other defined type answers `unexpected_frame`.
+    /// PUBLISH, REQUEST, REPLY). A broker that receives any other defined type answers
+    /// `unexpected_frame`.
     public var isSentByClients: Bool {
         switch self {
-        case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish: true
-        case .welcome, .error, .ok, .message, .dropped, .retained: false
+        case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish, .request, .reply: true
+        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response: false
+        }
+    }
+
+    /// Whether `aux` holds the topic length (PUBLISH, MESSAGE, RETAINED, REQUEST, CALL); it
+    /// must be 0 in every other type.
+    public var carriesTopicLength: Bool {
+        switch self {
+        case .publish, .message, .retained, .request, .call: true
+        default: false
         }
     }
 
@@ -51,6 +69,10 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .message: "MESSAGE"
         case .dropped: "DROPPED"
         case .retained: "RETAINED"
+        case .request: "REQUEST"
+        case .call: "CALL"
+        case .reply: "REPLY"
+        case .response: "RESPONSE"
         }
     }
 }

@@ -28,4 +28,7 @@ public enum ProtocolLimits {
     /// Bytes a RETAINED frame has in front of the topic: the sender block, the subscription
     /// id, 4 reserved bytes and the time the message was retained.
     public static let retainedPrefixSize = SenderBlock.size + 16
+    /// What a CALL adds to its REQUEST, and a RESPONSE to its REPLY: the 24-byte sender
+    /// block (the rest of their fixed fields is the same size as the frame they come from).
+    public static let callAllowance = SenderBlock.size
 }

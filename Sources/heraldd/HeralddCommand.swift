@@ -76,6 +76,9 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .customLong("max-handshaking-per-uid"), help: ArgumentHelp("Most connections one user id may have in the handshake at once (default: \(BrokerConfiguration().maxHandshakingConnectionsPerUID)).", valueName: "count"))
     var maxHandshakingPerUID: Int?
 
+    @Option(name: .customLong("max-pending-requests"), help: ArgumentHelp("Most requests one connection may have waiting for a reply (default: \(BrokerConfiguration().maxPendingRequestsPerPeer)).", valueName: "count"))
+    var maxPendingRequests: Int?
+
     @Option(name: .long, help: ArgumentHelp("Seconds a frame may take to arrive completely after its first byte (default: \(Int(BrokerConfiguration().frameTimeout))).", valueName: "seconds"))
     var frameTimeout: Double?
 
@@ -120,6 +123,7 @@ struct HeralddCommand: ParsableCommand {
             (.maxRetainedPerUID, maxRetainedPerUID, nil, nil),
             (.maxRetainedBytesPerUID, maxRetainedBytesPerUID?.value, nil, nil),
             (.maxHandshaking, maxHandshaking, nil, nil),
+            (.maxPendingRequests, maxPendingRequests, nil, nil),
             (.maxHandshakingPerUID, maxHandshakingPerUID, nil, nil),
             (.frameTimeout, nil, frameTimeout, nil),
             (.partialInputBudget, partialInputBudget?.value, nil, nil),

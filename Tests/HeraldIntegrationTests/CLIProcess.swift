@@ -67,6 +67,17 @@ final class CLIProcess: @unchecked Sendable {
         return nil
     }
 
+    /// Waits until standard error satisfies `predicate`; false if the process exits or time runs out first.
+    func waitForStandardError(timeout: Double = 20, _ predicate: (String) -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if predicate(standardError) { return true }
+            if !process.isRunning { return predicate(standardError) }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return false
+    }
+
     /// Waits for the exit status (nil on timeout).
     func waitForExit(timeout: Double = 20) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)

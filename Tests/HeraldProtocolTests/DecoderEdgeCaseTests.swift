@@ -51,14 +51,16 @@ import Testing
     }
 
     /// The 8 header bytes alone are enough to refuse a frame over the limit (plus the
-    /// allowance for MESSAGE and RETAINED), and a frame at the limit waits for its body.
+    /// allowance for MESSAGE, RETAINED, CALL and RESPONSE), and a frame at the limit waits for its body.
     @Test func headerAloneDecidesTheSizeLimit() async {
         let maxFrameSizes = Gen.int(in: FrameHeader.size...ProtocolLimits.maxFrameSizeCeiling)
         await propertyCheck(count: 500, input: Gen<FrameType>.case, maxFrameSizes, Gen.int(in: 1...100_000)) {
             type, maxFrameSize, excess in
             let limit =
                 maxFrameSize
-                + (type == .message ? ProtocolLimits.messageSenderBlockSize : type == .retained ? ProtocolLimits.retainedPrefixSize : 0)
+                + (type == .message
+                    ? ProtocolLimits.messageSenderBlockSize
+                    : type == .retained ? ProtocolLimits.retainedPrefixSize : type == .call || type == .response ? ProtocolLimits.callAllowance : 0)
             let over = Self.headerBytes(bodyLength: limit + excess - FrameHeader.size, type: type.rawValue)
             #expect(throws: FrameDecodingError.frameTooLarge(length: limit + excess, maximum: limit)) {
                 try FrameDecoder.decode(over, maxFrameSize: maxFrameSize)

@@ -57,8 +57,8 @@ enum FrameGenerators {
         Frame.goodbye(Goodbye(reason: $0.0, message: $0.1))
     }.eraseToAny()
 
-    static let subscribe: FrameGenerator = zip(Gen.uint32(), Gen.uint32(), text(scalars: 0...100)).map { value in
-        Frame.subscribe(Subscribe(requestID: value.0, subscriptionID: value.1, filter: value.2))
+    static let subscribe: FrameGenerator = zip(Gen.uint32(), Gen.uint32(), text(scalars: 0...100), Gen.bool).map { value in
+        Frame.subscribe(Subscribe(requestID: value.0, subscriptionID: value.1, filter: value.2, responder: value.3))
     }.eraseToAny()
 
     static let unsubscribe: FrameGenerator = zip(Gen.uint32(), Gen.uint32()).map {
@@ -88,7 +88,28 @@ enum FrameGenerators {
                     payload: value.3))
         }.eraseToAny()
 
+    static let request: FrameGenerator = zip(Gen.uint32(), Gen.uint32(), bytes(0...300), bytes(0...300)).map { value in
+        Frame.request(Request(requestID: value.0, timeoutMilliseconds: value.1, topic: value.2, payload: value.3))
+    }.eraseToAny()
+
+    static let call: FrameGenerator = zip(zip(Gen.uint64(), Gen.uint32(), Gen.uint32()), credentials, bytes(0...300), bytes(0...300))
+        .map { value in
+            Frame.call(
+                Call(
+                    senderID: value.0.0, sender: value.1, callID: value.0.1, subscriptionID: value.0.2, topic: value.2,
+                    payload: value.3))
+        }.eraseToAny()
+
+    static let reply: FrameGenerator = zip(Gen.uint32(), Gen.uint32(), bytes(0...300)).map {
+        Frame.reply(Reply(callID: $0.0, status: $0.1, payload: $0.2))
+    }.eraseToAny()
+
+    static let response: FrameGenerator = zip(zip(Gen.uint64(), Gen.uint32(), Gen.uint32()), credentials, bytes(0...300)).map { value in
+        Frame.response(Response(senderID: value.0.0, sender: value.1, requestID: value.0.1, status: value.0.2, payload: value.2))
+    }.eraseToAny()
+
     /// Any frame of any type.
     static let any = Gen.oneOf(
-        hello, welcome, error, ping, pong, goodbye, ok, subscribe, unsubscribe, publish, message, dropped, retained)
+        hello, welcome, error, ping, pong, goodbye, ok, subscribe, unsubscribe, publish, message, dropped, retained, request,
+        call, reply, response)
 }

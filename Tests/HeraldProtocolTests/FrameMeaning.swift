@@ -49,10 +49,12 @@ enum FrameMeaning {
         case .ok:
             frame = .ok(requestID: try fields.integer("request_id"))
         case .subscribe:
+            // `responder` (flag 0x01) may be left out: false.
+            let responder: Bool = fields.has("responder") ? try fields.bool("responder") : false
             frame = .subscribe(
                 Subscribe(
                     requestID: try fields.integer("request_id"), subscriptionID: try fields.integer("subscription_id"),
-                    filter: try fields.string("filter")))
+                    filter: try fields.string("filter"), responder: responder))
         case .unsubscribe:
             frame = .unsubscribe(
                 Unsubscribe(
@@ -81,6 +83,32 @@ enum FrameMeaning {
                         pid: try fields.integer("sender_pid"), uid: try fields.integer("sender_uid"),
                         gid: try fields.integer("sender_gid")),
                     topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
+        case .request:
+            frame = .request(
+                Request(
+                    requestID: try fields.integer("request_id"), timeoutMilliseconds: try fields.integer("timeout_ms"),
+                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
+        case .call:
+            frame = .call(
+                Call(
+                    senderID: try fields.u64("sender_id"),
+                    sender: PeerCredentials(
+                        pid: try fields.integer("sender_pid"), uid: try fields.integer("sender_uid"),
+                        gid: try fields.integer("sender_gid")),
+                    callID: try fields.integer("call_id"), subscriptionID: try fields.integer("subscription_id"),
+                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
+        case .reply:
+            frame = .reply(
+                Reply(callID: try fields.integer("call_id"), status: try fields.integer("status"), payload: try fields.hexBytes("payload_hex")))
+        case .response:
+            frame = .response(
+                Response(
+                    senderID: try fields.u64("sender_id"),
+                    sender: PeerCredentials(
+                        pid: try fields.integer("sender_pid"), uid: try fields.integer("sender_uid"),
+                        gid: try fields.integer("sender_gid")),
+                    requestID: try fields.integer("request_id"), status: try fields.integer("status"),
+                    payload: try fields.hexBytes("payload_hex")))
         }
         try fields.finish()
         return frame

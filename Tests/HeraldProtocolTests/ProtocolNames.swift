@@ -19,6 +19,10 @@ enum ProtocolNames {
         case .message: "message"
         case .dropped: "dropped"
         case .retained: "retained"
+        case .request: "request"
+        case .call: "call"
+        case .reply: "reply"
+        case .response: "response"
         }
     }
 

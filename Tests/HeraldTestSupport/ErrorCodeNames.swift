@@ -31,6 +31,13 @@ public enum ErrorCodeNames {
         case .forbidden: "forbidden"
         case .subscriptionRevoked: "subscription_revoked"
         case .retainedQuotaExceeded: "retained_quota_exceeded"
+        case .noResponders: "no_responders"
+        case .responderGone: "responder_gone"
+        case .requestTimeout: "request_timeout"
+        case .tooManyRequests: "too_many_requests"
+        case .duplicateRequest: "duplicate_request"
+        case .unknownCall: "unknown_call"
+        case .responderBusy: "responder_busy"
         }
     }
 }

@@ -7,6 +7,9 @@ public enum BusEvent: Sendable, Equatable {
     case messagesDropped(count: UInt64, bytes: UInt64)
     /// The broker refused a message this client published. ``Bus/flush()`` also throws it.
     case publishFailed(HeraldError)
+    /// The broker refused a reply this client sent as a responder: the request had already
+    /// been answered, had timed out, or its requester had gone (`unknown_call`).
+    case replyRefused(HeraldError)
     /// The connection to the broker was lost for this reason; the bus is reconnecting (see
     /// ``ReconnectPolicy``). Subscriptions stay; publishes follow the policy meanwhile.
     case reconnecting(HeraldError)

@@ -35,6 +35,17 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A retained publish would take this user past the broker's quota of retained messages
     /// or bytes (`message` says which); nothing was stored or delivered.
     case retainedQuotaExceeded(String)
+    /// No responder is subscribed to the request's topic (``Bus/request(_:_:timeout:)``):
+    /// answered at once by the broker, not after the timeout.
+    case noResponders(String)
+    /// The responder failed the request (``IncomingRequest/fail(code:_:)``) with its own
+    /// `code` (never 0) and explanation.
+    case requestFailed(code: UInt32, message: String)
+    /// The responder the request went to closed its connection before it replied.
+    case responderGone(String)
+    /// The broker did not pass the request on: this connection has too many requests
+    /// waiting, or every matching responder is too far behind (`message` says which).
+    case requestRefused(String)
     /// The broker refused a request with an error this library has no specific case for.
     /// `code` is an ``ErrorCode`` raw value (possibly one newer than this library).
     case brokerError(code: UInt16, message: String)
@@ -63,6 +74,10 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         case .subscriptionRevoked: .subscriptionRevoked(filter: filter ?? "", message: frame.message)
         case .retainedQuotaExceeded: .retainedQuotaExceeded(frame.message)
         case .slowConsumer: .slowConsumerDisconnected(frame.message)
+        case .noResponders: .noResponders(frame.message)
+        case .responderGone: .responderGone(frame.message)
+        case .requestTimeout: .timeout
+        case .tooManyRequests, .responderBusy: .requestRefused(frame.message)
         default: .brokerError(code: frame.code, message: frame.message)
         }
     }
@@ -95,6 +110,14 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
             "subscription to '\(filter)' ended by the broker's policy: \(message)"
         case .retainedQuotaExceeded(let message):
             "over the broker's retained-message quota: \(message)"
+        case .noResponders(let message):
+            "nobody answers this request: \(message)"
+        case .requestFailed(let code, let message):
+            "the responder failed the request (code \(code)): \(message)"
+        case .responderGone(let message):
+            "the request was not answered: \(message)"
+        case .requestRefused(let message):
+            "the broker did not pass the request on: \(message)"
         case .brokerError(let code, let message):
             "broker error \(code)" + (ErrorCode(rawValue: code).map { " (\($0))" } ?? "") + ": \(message)"
         case .slowConsumerDisconnected(let message):

@@ -54,6 +54,8 @@ public struct Message: Sendable {
     /// added (see ``Bus/publish(_:_:retain:)``). Retained messages come first, before any
     /// message published after the subscription was added.
     public var isRetained: Bool { retainedAt != nil }
+    /// For a request a responder subscription received: the call id its reply names; 0 otherwise.
+    var callID: UInt32 = 0
 
     /// Creates a message (useful for tests and for code that forwards messages).
     public init(

@@ -17,6 +17,8 @@ import Glibc
 final class Connection: Sendable {
     /// Called once with the outcome of a request (SUBSCRIBE, UNSUBSCRIBE, PING).
     typealias Completion = @Sendable (Result<Void, HeraldError>) -> Void
+    /// Called once with the outcome of a REQUEST: its RESPONSE, or why there is none.
+    typealias CallCompletion = @Sendable (Result<Response, HeraldError>) -> Void
 
     /// Where the connection is in its life.
     enum Phase: Sendable {
@@ -66,6 +68,9 @@ final class Connection: Sendable {
     struct BrokerSubscription {
         var filter: TopicFilter
         var state: SubscriptionState
+        /// A responder subscription: it receives CALL frames (requests to answer) and is
+        /// never matched against MESSAGE topics.
+        var responder = false
         /// The broker confirmed it. Messages are matched against confirmed filters only, so
         /// delivery starts exactly after the OK, and a subscription that is still being set up
         /// cannot fill its buffer (and pause reading) before its own OK was read.
@@ -82,6 +87,8 @@ final class Connection: Sendable {
         var nextPingToken: UInt64 = 1
         var pendingRequests: [UInt32: PendingRequest] = [:]
         var pendingPings: [UInt64: Completion] = [:]
+        /// REQUESTs waiting for their RESPONSE (or ERROR), by request id.
+        var pendingCalls: [UInt32: CallCompletion] = [:]
         /// Broker-side subscription id → filter and the subscription it feeds. The one place
         /// that knows what this connection is subscribed to (what a reconnect would re-send).
         var subscriptions: [UInt32: BrokerSubscription] = [:]

@@ -39,11 +39,14 @@ extension Connection {
             var result: [(state: SubscriptionState, filters: [TopicFilter])] = []
             for entry in state.subscriptions.values where entry.acknowledged {
                 let key = ObjectIdentifier(entry.state)
+                // A responder subscription gets CALL frames by subscription id, never a
+                // MESSAGE by topic: it is a target with no filter to match.
+                let filters = entry.responder ? [] : [entry.filter]
                 if let position = index[key] {
-                    result[position].filters.append(entry.filter)
+                    result[position].filters.append(contentsOf: filters)
                 } else {
                     index[key] = result.count
-                    result.append((entry.state, [entry.filter]))
+                    result.append((entry.state, filters))
                 }
             }
             return result
@@ -55,7 +58,7 @@ extension Connection {
     /// bounded by the broker's output limit, and a consumer may be waiting for the reply
     /// before it drains its subscription.
     var awaitsReply: Bool {
-        control.withLock { !$0.pendingRequests.isEmpty || !$0.pendingPings.isEmpty }
+        control.withLock { !$0.pendingRequests.isEmpty || !$0.pendingPings.isEmpty || !$0.pendingCalls.isEmpty }
     }
 
     /// What answering a request changed.
@@ -145,21 +148,23 @@ extension Connection {
             return waiters
         }
         for waiter in spaceWaiters { waiter.resume() }
-        let (requests, pings, subscriptions, sinks) = control.withLock { state in
+        let (requests, pings, subscriptions, sinks, calls) = control.withLock { state in
             state.phase = .ended(reason)
             defer {
                 state.pendingRequests = [:]
                 state.pendingPings = [:]
                 state.subscriptions = [:]
                 state.eventSinks = [:]
+                state.pendingCalls = [:]
             }
             return (
                 Array(state.pendingRequests.values), Array(state.pendingPings.values),
-                state.subscriptions.values.map(\.state), Array(state.eventSinks.values)
+                state.subscriptions.values.map(\.state), Array(state.eventSinks.values), Array(state.pendingCalls.values)
             )
         }
         subscriptionsVersion.add(1, ordering: .releasing)
         for request in requests { request.completion?(.failure(failure)) }
+        for call in calls { call(.failure(failure)) }
         for ping in pings { ping(.failure(failure)) }
         let end: SubscriptionState.End = failSubscriptions && reason != nil ? .failed(failure) : .finished
         for subscription in subscriptions { subscription.end(end) }

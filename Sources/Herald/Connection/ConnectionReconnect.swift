@@ -8,9 +8,14 @@ extension Connection {
     /// The broker went away: requests stay pending, publishing follows `publishing`, and
     /// the event stream hears why.
     func beginReconnecting(_ reason: HeraldError, publishing: ReconnectPolicy.Publishing) {
-        control.withLock { state in
+        let calls = control.withLock { state -> [CallCompletion] in
             if case .open = state.phase { state.phase = .reconnecting }
+            defer { state.pendingCalls = [:] }
+            return Array(state.pendingCalls.values)
         }
+        // A request's answer would come back through the session that was lost: it fails
+        // now (the responder may or may not have acted on it, so it is not sent again).
+        for call in calls { call(.failure(.connectionLost("the broker connection was lost before the reply came (\(reason))"))) }
         let waiters = out.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.reconnecting = publishing
             // Publishers waiting for space go on under the reconnect policy.
@@ -81,7 +86,9 @@ extension Connection {
                         completion: { @Sendable _ in requestGroup.complete(.success(())) }, resent: true)
                 }
                 FrameEncoder.encode(
-                    .subscribe(Subscribe(requestID: requestID, subscriptionID: id, filter: subscription.filter.text)), into: &requests)
+                    .subscribe(
+                        Subscribe(requestID: requestID, subscriptionID: id, filter: subscription.filter.text, responder: subscription.responder)),
+                    into: &requests)
             }
             for token in state.pendingPings.keys.sorted() { FrameEncoder.encode(.ping(token: token), into: &pings) }
             return unsubscribes

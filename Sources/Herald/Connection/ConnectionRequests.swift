@@ -31,7 +31,7 @@ extension Connection {
 
     /// Registers `subscription` for delivery and sends one SUBSCRIBE per filter;
     /// `completion` runs once all are acknowledged or the first fails.
-    func subscribe(_ subscription: SubscriptionState, completion: @escaping Completion) {
+    func subscribe(_ subscription: SubscriptionState, responder: Bool = false, completion: @escaping Completion) {
         let group = RequestGroup(count: subscription.filters.count, completion: completion)
         let requestCompletion: Completion = { @Sendable result in group.complete(result) }
         let outcome = control.withLock { state -> Result<[UInt8], HeraldError> in
@@ -41,11 +41,11 @@ extension Connection {
                 let requestID = state.takeRequestID()
                 state.pendingRequests[requestID] = PendingRequest(
                     filter: filter.text, subscriptionID: id, completion: requestCompletion)
-                state.subscriptions[id] = BrokerSubscription(filter: filter, state: subscription)
+                state.subscriptions[id] = BrokerSubscription(filter: filter, state: subscription, responder: responder)
                 // While reconnecting, the SUBSCRIBE goes out with the others once connected.
                 guard case .open = state.phase else { continue }
                 FrameEncoder.encode(
-                    .subscribe(Subscribe(requestID: requestID, subscriptionID: id, filter: filter.text)), into: &frames)
+                    .subscribe(Subscribe(requestID: requestID, subscriptionID: id, filter: filter.text, responder: responder)), into: &frames)
             }
             subscriptionsVersion.add(1, ordering: .releasing)
             return .success(frames)

@@ -88,9 +88,20 @@ final class DeliveryBuffer: @unchecked Sendable {
     /// Appends a retained message as a run of its own: `frame` is a whole MESSAGE frame (the
     /// RETAINED frame rewritten), `retainedAt` when the broker stored it.
     func appendRetained(frame: UnsafeRawBufferPointer, retainedAt: UInt64, charge: Int) {
+        appendSingle(DeliveryRun(droppedBefore: retainedAt, length: frame.count, continuesTopic: false, retained: true), frame, charge: charge)
+    }
+
+    /// Appends a request to answer as a run of its own: `frame` is a whole MESSAGE frame (the
+    /// CALL frame rewritten), `callID` the id its REPLY must name.
+    func appendCall(frame: UnsafeRawBufferPointer, callID: UInt32, charge: Int) {
+        appendSingle(DeliveryRun(droppedBefore: UInt64(callID), length: frame.count, continuesTopic: false, call: true), frame, charge: charge)
+    }
+
+    /// Appends one frame as a run of its own, under `run`.
+    private func appendSingle(_ run: DeliveryRun, _ frame: UnsafeRawBufferPointer, charge: Int) {
         let needed = DeliveryRun.size + frame.count
         if capacity - count < needed { grow(to: count + needed) }
-        DeliveryRun(droppedBefore: retainedAt, length: frame.count, continuesTopic: false, retained: true).store(to: bytes + count)
+        run.store(to: bytes + count)
         (bytes + count + DeliveryRun.size).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
         count += needed
         // Whatever follows starts a run of its own.

@@ -13,7 +13,10 @@
 ///                                  flag and no frames marks the gap for the next message);
 ///                                  0x04: a retained message: the run holds exactly one frame
 ///                                  (a RETAINED frame rewritten as MESSAGE) and offset 0 holds
-///                                  when it was retained (ns since the epoch), not a drop count
+///                                  when it was retained (ns since the epoch), not a drop count;
+///                                  0x08: a request to answer: the run holds exactly one frame
+///                                  (a CALL frame rewritten as MESSAGE) and offset 0 holds its
+///                                  call id
 /// offset 13  3 bytes unused
 /// ```
 /// Native byte order, unaligned: it only ever lives in this process's memory.
@@ -28,14 +31,19 @@ struct DeliveryRun {
     var continuesTopic: Bool
     var afterReconnect: Bool
     var retained: Bool
+    var call: Bool
 
     @inline(__always)
-    init(droppedBefore: UInt64, length: Int, continuesTopic: Bool, afterReconnect: Bool = false, retained: Bool = false) {
+    init(
+        droppedBefore: UInt64, length: Int, continuesTopic: Bool, afterReconnect: Bool = false, retained: Bool = false,
+        call: Bool = false
+    ) {
         self.droppedBefore = droppedBefore
         self.length = length
         self.continuesTopic = continuesTopic
         self.afterReconnect = afterReconnect
         self.retained = retained
+        self.call = call
     }
 
     @inline(__always)
@@ -46,13 +54,14 @@ struct DeliveryRun {
         continuesTopic = flags & 0x01 != 0
         afterReconnect = flags & 0x02 != 0
         retained = flags & 0x04 != 0
+        call = flags & 0x08 != 0
     }
 
     @inline(__always)
     func store(to pointer: UnsafeMutableRawPointer) {
         pointer.storeBytes(of: droppedBefore, as: UInt64.self)
         pointer.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
-        let flags: UInt32 = (continuesTopic ? 0x01 : 0) | (afterReconnect ? 0x02 : 0) | (retained ? 0x04 : 0)
+        let flags: UInt32 = (continuesTopic ? 0x01 : 0) | (afterReconnect ? 0x02 : 0) | (retained ? 0x04 : 0) | (call ? 0x08 : 0)
         pointer.storeBytes(of: flags, toByteOffset: 12, as: UInt32.self)
     }
 

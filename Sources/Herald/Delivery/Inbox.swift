@@ -24,6 +24,8 @@ struct Inbox {
     var reconnectPending = false
     /// The current run is a retained message, stored at this time (ns since the epoch); 0 if not.
     var retainedPending: UInt64 = 0
+    /// The current run is a request to answer with this call id; 0 if not.
+    var callPending: UInt32 = 0
     /// The last topic seen (pointing into a held buffer) and its String, so a run of
     /// messages on one topic decodes it once.
     var topicBytes: UnsafeRawPointer?
@@ -39,9 +41,11 @@ struct Inbox {
         guard let next = nextInPlace() else { return nil }
         // Not Array(unsafeUninitializedCapacity:): that path allocates through an unspecialized
         // stdlib function that looks the storage type's metadata up on every call.
-        return Message(
+        var message = Message(
             topic: next.topic, payload: [UInt8](next.payload), sender: next.sender, droppedBefore: next.droppedBefore,
             afterReconnect: next.afterReconnect, retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
+        message.callID = next.callID
+        return message
     }
 
     /// The next buffered message read in place, or nil when every held buffer has been read.
@@ -59,7 +63,7 @@ struct Inbox {
     @inline(__always)
     mutating func nextInPlace() -> (
         topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool,
-        retainedAt: UInt64
+        retainedAt: UInt64, callID: UInt32
     )? {
         guard prepare() else { return nil }
         let frame = cursor.unsafelyUnwrapped
@@ -67,6 +71,8 @@ struct Inbox {
         let afterReconnect = reconnectPending
         let retainedAt = retainedPending
         retainedPending = 0
+        let callID = callPending
+        callPending = 0
         let sameTopic = runContinuesTopic
         // Only the run's first message carries what its record says.
         runDroppedBefore = 0
@@ -90,7 +96,7 @@ struct Inbox {
             peerID: block.senderID, pid: block.credentials.pid, uid: block.credentials.uid, gid: block.credentials.gid)
         return (
             topic, UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength), sender, droppedBefore, afterReconnect,
-            retainedAt
+            retainedAt, callID
         )
     }
 
@@ -111,6 +117,8 @@ struct Inbox {
             runEnd = cursor.unsafelyUnwrapped + run.length
             if run.retained {
                 retainedPending = run.droppedBefore
+            } else if run.call {
+                callPending = UInt32(truncatingIfNeeded: run.droppedBefore)
             } else {
                 runDroppedBefore &+= run.droppedBefore
             }

@@ -30,7 +30,12 @@ extension IOLoop {
                 // Unsolicited: request_id carries the subscription id (PROTOCOL.md §4.10).
                 connection.revokeSubscription(error.requestID, error)
                 refreshTargetsIfNeeded()
-            } else if connection.completeRequest(error.requestID, error: error) == .unknown {
+            } else if error.knownCode == .unknownCall {
+                // About a REPLY this connection sent: request_id carries the call id.
+                connection.emit(.replyRefused(HeraldError.fromBroker(error)))
+            } else if connection.completeRequest(error.requestID, error: error) == .unknown
+                && !connection.failCall(error.requestID, error, topic: nil)
+            {
                 // Not a request of ours: the broker refused the PUBLISH with this ordinal.
                 connection.recordPublishError(HeraldError.fromBroker(error))
             }
@@ -51,7 +56,11 @@ extension IOLoop {
             connection.emit(.messagesDropped(count: notice.messages, bytes: notice.bytes))
         case .retained(let retained):
             stageRetained(retained)
-        case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message:
+        case .call(let call):
+            stageCall(call)
+        case .response(let response):
+            connection.takeCall(response.requestID)?(.success(response))
+        case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message, .request, .reply:
             protocolViolation("the broker sent \(type), which brokers do not send after the handshake")
         }
     }
@@ -60,19 +69,41 @@ extension IOLoop {
     /// its OK), as a MESSAGE frame in a run of its own marked retained. A subscription the
     /// application has ended since gets nothing.
     func stageRetained(_ retained: RetainedDelivery) {
+        let delivery = Delivery(senderID: retained.senderID, sender: retained.sender, topic: retained.topic, payload: retained.payload)
+        _ = stageAlone(delivery, for: retained.subscriptionID) { buffer, frame, charge in
+            buffer.appendRetained(frame: frame, retainedAt: max(1, retained.retainedAt), charge: charge)
+        }
+    }
+
+    /// Stages a request for the responder subscription it names, as a MESSAGE frame in a
+    /// run of its own marked with its call id. If that subscription has ended meanwhile,
+    /// the request is failed back to its requester at once rather than left to time out.
+    func stageCall(_ call: Call) {
+        let delivery = Delivery(senderID: call.senderID, sender: call.sender, topic: call.topic, payload: call.payload)
+        let staged = stageAlone(delivery, for: call.subscriptionID) { buffer, frame, charge in
+            buffer.appendCall(frame: frame, callID: call.callID, charge: charge)
+        }
+        if !staged {
+            try? connection.reply(callID: call.callID, status: IncomingRequest.notServedStatus,
+                payload: Array("the responder stopped serving this topic".utf8))
+        }
+    }
+
+    /// Stages `delivery` as a MESSAGE frame for subscription `subscriptionID` only, through
+    /// `append` (a run of its own). False if no current subscription has that id.
+    private func stageAlone(
+        _ delivery: Delivery, for subscriptionID: UInt32, _ append: (DeliveryBuffer, UnsafeRawBufferPointer, Int) -> Void
+    ) -> Bool {
         // The target list is only re-read with nothing staged (as after an OK).
         deliverStaged()
         refreshTargetsIfNeeded()
-        guard let index = targets.firstIndex(where: { $0.state.ids.contains(retained.subscriptionID) }) else { return }
-        let frame = FrameEncoder.encode(
-            .message(Delivery(senderID: retained.senderID, sender: retained.sender, topic: retained.topic, payload: retained.payload)))
+        guard let index = targets.firstIndex(where: { $0.state.ids.contains(subscriptionID) }) else { return false }
+        let frame = FrameEncoder.encode(.message(delivery))
         let staged = targets[index].staged
         if staged.isEmpty { touched.append(index) }
-        frame.withUnsafeBytes {
-            staged.appendRetained(
-                frame: $0, retainedAt: max(1, retained.retainedAt),
-                charge: SubscriptionState.charge(topicLength: retained.topic.count, payloadLength: retained.payload.count))
-        }
+        let charge = SubscriptionState.charge(topicLength: delivery.topic.count, payloadLength: delivery.payload.count)
+        frame.withUnsafeBytes { append(staged, $0, charge) }
+        return true
     }
 
     func protocolViolation(_ what: String) {

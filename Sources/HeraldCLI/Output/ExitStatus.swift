@@ -6,4 +6,6 @@ enum ExitStatus {
     static let noConnection: Int32 = 2
     /// The connection was lost or the broker closed it.
     static let connectionLost: Int32 = 3
+    /// A request got no answer: nobody serves its topic, the responder left, or it timed out.
+    static let noAnswer: Int32 = 4
 }

@@ -17,8 +17,10 @@ enum Failure {
         case .connectionClosed, .connectionLost, .slowConsumerDisconnected:
             ExitStatus.connectionLost
         case .invalidTopic, .invalidFilter, .messageTooLarge, .tooManySubscriptions, .brokerError, .closed, .forbidden,
-            .subscriptionRevoked, .retainedQuotaExceeded:
+            .subscriptionRevoked, .retainedQuotaExceeded, .requestFailed, .requestRefused:
             ExitStatus.requestFailed
+        case .noResponders, .responderGone:
+            ExitStatus.noAnswer
         }
     }
 }

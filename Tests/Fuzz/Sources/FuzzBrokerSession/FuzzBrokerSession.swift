@@ -9,7 +9,7 @@ import HeraldProtocol
 /// what was queued for it, end the batch, disconnect it (a new peer takes its place), or
 /// let time pass (deadlines) or, for the largest step of time, reload the other of two
 /// policies. Two of the four peers start with a completed handshake and subscriptions, so
-/// routing, slow consumers and closing all get exercised; peers alternate between two uids
+/// routing, slow consumers, request/reply and closing all get exercised; peers alternate between two uids
 /// so that the policy's rules for users, denials and revocations are too. Invariants: no
 /// crash, and everything the broker queues is whole, decodable frames.
 func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -37,6 +37,9 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         broker.feed(peers[index], FrameEncoder.encode(.hello(Hello(slowConsumerPolicy: index == 0 ? .drop : .backpressure,
             outputLimit: 4096, capabilities: index == 0 ? Capabilities.retained : 0, clientName: "fuzz-\(index)"))))
         broker.feed(peers[index], FrameEncoder.encode(.subscribe(Subscribe(requestID: 1, subscriptionID: 1, filter: "#"))))
+        // And answers requests on every topic, so fuzzed REQUESTs reach a responder and
+        // fuzzed REPLYs may name a waiting call.
+        broker.feed(peers[index], FrameEncoder.encode(.subscribe(Subscribe(requestID: 2, subscriptionID: 2, filter: "#", responder: true))))
         _ = broker.drainFrames(peers[index])
     }
     let input = UnsafeBufferPointer(start: data, count: size)
@@ -58,6 +61,7 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             checkWholeFrames(broker.drainFrames(peers[peer]), broker, peers[peer])
             guard broker.queuedOutputIsConsistent() else { fatalError("per-uid queued output drifted from the queues") }
             guard broker.core.retained.isConsistent() else { fatalError("per-uid retained usage drifted from the store") }
+            guard broker.core.requestTableIsConsistent else { fatalError("the waiting requests' indexes disagree") }
         case 5:
             broker.endBatch()
         case 6:

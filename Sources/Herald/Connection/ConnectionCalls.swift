@@ -1,0 +1,62 @@
+import HeraldProtocol
+
+/// Request/reply on the connection: REQUESTs waiting for their RESPONSE by request id (the
+/// same id space as SUBSCRIBE's, so an ERROR's `request_id` names one of them only), and
+/// REPLYs to the CALLs a responder subscription received.
+extension Connection {
+    /// Sends a REQUEST on `topic` (already validated); `completion` runs once, with the
+    /// RESPONSE or the reason there is none. Returns the request id, or nil if the request
+    /// could not be sent (`completion` has run then).
+    @discardableResult
+    func request(topic: [UInt8], payload: [UInt8], timeoutMilliseconds: UInt32, completion: @escaping CallCompletion) -> UInt32? {
+        let outcome = control.withLock { state -> Result<UInt32, HeraldError> in
+            switch state.phase {
+            case .open:
+                break
+            case .reconnecting:
+                // Not queued for the next broker: the caller's timeout is running, and a
+                // question is better failed now than asked late.
+                return .failure(.connectionLost("the bus is reconnecting to the broker"))
+            case .connecting, .closing, .ended:
+                return .failure(Connection.refusal(in: state.phase) ?? .closed)
+            }
+            let requestID = state.takeRequestID()
+            state.pendingCalls[requestID] = completion
+            return .success(requestID)
+        }
+        switch outcome {
+        case .failure(let error):
+            completion(.failure(error))
+            return nil
+        case .success(let requestID):
+            let frame = FrameEncoder.encode(
+                .request(Request(requestID: requestID, timeoutMilliseconds: timeoutMilliseconds, topic: topic, payload: payload)))
+            if let rejection = enqueue(frame), let pending = takeCall(requestID) {
+                pending(.failure(rejection))
+                return nil
+            }
+            return requestID
+        }
+    }
+
+    /// Removes the request `requestID` from the waiting ones and returns its completion (nil
+    /// if it was answered already): for a timeout, or for the I/O thread's answer.
+    func takeCall(_ requestID: UInt32) -> CallCompletion? {
+        control.withLock { $0.pendingCalls.removeValue(forKey: requestID) }
+    }
+
+    /// The broker answered `requestID` with an ERROR: fails that request. False if no
+    /// request of this connection has that id (the ERROR is about something else).
+    func failCall(_ requestID: UInt32, _ error: ErrorFrame, topic: String?) -> Bool {
+        guard let completion = takeCall(requestID) else { return false }
+        completion(.failure(HeraldError.fromBroker(error, filter: topic)))
+        return true
+    }
+
+    /// Sends the REPLY to call `callID`.
+    func reply(callID: UInt32, status: UInt32, payload: [UInt8]) throws(HeraldError) {
+        if let rejection = enqueue(FrameEncoder.encode(.reply(Reply(callID: callID, status: status, payload: payload)))) {
+            throw rejection
+        }
+    }
+}

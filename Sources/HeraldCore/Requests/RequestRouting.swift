@@ -1,0 +1,202 @@
+import HeraldProtocol
+import Logging
+
+/// Request/reply (PROTOCOL.md §4.14–§4.17, §6.4): a REQUEST goes to one responder
+/// subscription that matches its topic, as a CALL; that responder's REPLY goes back to the
+/// requester only, as a RESPONSE. Off the hot path: plain PUBLISH routing never comes here,
+/// and responder subscriptions live in an index of their own (``BrokerCore/responders``), so
+/// they add nothing to a publish route.
+extension BrokerCore {
+    /// A REQUEST from `peer`. Checks run in the order of PROTOCOL.md §3.5: flags, then the
+    /// fixed fields and `aux`, then the topic, shutdown, the policy, the request id, the
+    /// connection's quota, and last whether anyone can answer.
+    func handleRequest(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
+        let requestID = body.count >= 4 ? UInt32(littleEndian: body.loadUnaligned(as: UInt32.self)) : 0
+        guard header.flags == 0 else {
+            requestError(peer, .unsupportedFlags, requestID: requestID,
+                "REQUEST flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version; frame ignored")
+            return
+        }
+        guard body.count >= 8 else {
+            fail(peer, .malformedFrame, "REQUEST body of \(body.count) bytes is shorter than its 8 fixed bytes")
+            return
+        }
+        let topicLength = Int(header.aux)
+        guard topicLength <= body.count - 8 else {
+            fail(peer, .malformedFrame, "REQUEST topic length \(topicLength) exceeds the \(body.count - 8) bytes after its fixed fields")
+            return
+        }
+        let timeout = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let topic = UnsafeRawBufferPointer(rebasing: body[8..<8 + topicLength])
+        let payload = UnsafeRawBufferPointer(rebasing: body[(8 + topicLength)...])
+        if let problem = Topic.validatePublishable(topic, maxLength: configuration.maxTopicLength) {
+            requestError(peer, problem.errorCode(isFilter: false), requestID: requestID,
+                "request topic '\(String(decoding: topic.prefix(128), as: UTF8.self))' \(problem)")
+            return
+        }
+        guard !peer.pointee.drainingForShutdown else {
+            requestError(peer, .brokerShuttingDown, requestID: requestID,
+                "the broker is shutting down (it said GOODBYE); send the request to the next one")
+            return
+        }
+        // Asking on a topic is publishing to it, as far as the policy is concerned.
+        if let rule = peer.pointee.access.publishDenial(topic) {
+            deny(peer, requestID: requestID, action: "requesting on", target: String(decoding: topic.prefix(128), as: UTF8.self), rule: rule)
+            return
+        }
+        guard !requests.isWaiting(peer.pointee.id, requestID) else {
+            requestError(peer, .duplicateRequest, requestID: requestID,
+                "request id \(requestID) is already waiting for a reply on this connection")
+            return
+        }
+        guard requests.waitingCount(of: peer.pointee.id) < configuration.maxPendingRequestsPerPeer else {
+            statistics.requestsRefused &+= 1
+            requestError(peer, .tooManyRequests, requestID: requestID,
+                "this connection already has the maximum of \(configuration.maxPendingRequestsPerPeer) requests waiting for a reply")
+            return
+        }
+        let callLength = header.frameLength + ProtocolLimits.callAllowance
+        switch chooseResponder(for: topic, callLength: callLength) {
+        case .none:
+            statistics.requestsWithoutResponder &+= 1
+            answer(peer, .noResponders, requestID: requestID,
+                "no responder is subscribed to '\(String(decoding: topic.prefix(128), as: UTF8.self))'")
+        case .allBusy(let count):
+            statistics.requestsRefused &+= 1
+            requestError(peer, .responderBusy, requestID: requestID,
+                "\(count == 1 ? "the responder" : "all \(count) responders") for '\(String(decoding: topic.prefix(128), as: UTF8.self))' "
+                    + "have more output queued than their output limit; the request was not sent")
+        case .chosen(let responder, let subscriptionID):
+            let deadline = timeout == 0 ? Double.infinity : clock + Double(timeout) / 1000
+            let callID = requests.add(
+                requester: peer.pointee.id, requestID: requestID, responder: responder.pointee.id, deadline: deadline)
+            let call = Call(
+                senderID: peer.pointee.id, sender: peer.pointee.senderCredentials, callID: callID, subscriptionID: subscriptionID,
+                topic: Array(topic), payload: Array(payload))
+            enqueue(.call(call), to: responder, control: false)
+            responder.pointee.messagesReceived &+= 1
+            statistics.requestsRouted &+= 1
+        }
+    }
+
+    /// Who answers a request: one of the responder subscriptions matching `topic`, taken in
+    /// turn so several responders share the load. A responder that is closing, draining for
+    /// shutdown, not allowed by the policy to receive the topic, or whose output is past its
+    /// limit (it would not read the call soon) is passed over.
+    private func chooseResponder(for topic: UnsafeRawBufferPointer, callLength: Int) -> ResponderChoice {
+        routeEpoch &+= 1
+        let epoch = routeEpoch
+        var candidates: [(peer: PeerPointer, subscriptionID: UInt32)] = []
+        responders.forEachMatch(topic) { entry in
+            let peer = entry.peer
+            guard peer.pointee.routeMark != epoch else { return }
+            peer.pointee.routeMark = epoch
+            guard peer.pointee.state == .active, !peer.pointee.drainingForShutdown, peer.pointee.access.mayReceive(topic) else { return }
+            candidates.append((peer, entry.subscriptionID))
+        }
+        guard !candidates.isEmpty else { return .none }
+        // The index's order is stable, so taking turns by a counter spreads the requests.
+        let start = Int(truncatingIfNeeded: responderTurn % UInt64(candidates.count))
+        responderTurn &+= 1
+        for step in 0..<candidates.count {
+            let (peer, subscriptionID) = candidates[(start + step) % candidates.count]
+            let queued = peer.pointee.output.count
+            if queued > 0 && queued + callLength > peer.pointee.outputLimit { continue }
+            return .chosen(peer, subscriptionID)
+        }
+        return .allBusy(candidates.count)
+    }
+
+    private enum ResponderChoice {
+        case none
+        case allBusy(Int)
+        case chosen(PeerPointer, UInt32)
+    }
+
+    /// A REPLY from `peer`: handed to the requester as a RESPONSE, if the call is waiting
+    /// for this connection's answer.
+    func handleReply(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
+        let callID = body.count >= 4 ? UInt32(littleEndian: body.loadUnaligned(as: UInt32.self)) : 0
+        guard header.flags == 0 else {
+            requestError(peer, .unsupportedFlags, requestID: callID,
+                "REPLY flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version; frame ignored")
+            return
+        }
+        guard header.aux == 0 else {
+            fail(peer, .malformedFrame, "REPLY with a non-zero aux field")
+            return
+        }
+        guard body.count >= 8 else {
+            fail(peer, .malformedFrame, "REPLY body of \(body.count) bytes is shorter than its 8 fixed bytes")
+            return
+        }
+        let status = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        guard let call = requests.answer(responder: peer.pointee.id, callID: callID) else {
+            requestError(peer, .unknownCall, requestID: callID,
+                "no call \(callID) is waiting for this connection's reply (already answered, timed out, its requester gone, or never sent here)")
+            return
+        }
+        guard let requester = peers.pointer(id: call.requester), requester.pointee.state == .active,
+            !requester.pointee.drainingForShutdown
+        else {
+            // The requester said goodbye to a stopping broker: its library failed the request
+            // when the session ended, and nothing more is routed to it.
+            statistics.responsesUndeliverable &+= 1
+            return
+        }
+        let response = Response(
+            senderID: peer.pointee.id, sender: peer.pointee.senderCredentials, requestID: call.requestID, status: status,
+            payload: Array(UnsafeRawBufferPointer(rebasing: body[8...])))
+        let responseLength = FrameHeader.size + body.count + ProtocolLimits.callAllowance
+        let queued = requester.pointee.output.count
+        // A response is never dropped. One frame may go past the output limit; a requester
+        // that has not read that much while waiting for answers is disconnected, and told so.
+        if queued > 0 && queued + responseLength > requester.pointee.outputLimit + configuration.maxFrameSize + ProtocolLimits.callAllowance {
+            statistics.slowConsumersDisconnected &+= 1
+            logger.warning(
+                "disconnecting a requester that does not read its responses",
+                metadata: peerMetadata(requester, ["queued": "\(queued)", "limit": "\(requester.pointee.outputLimit)"]))
+            truncateOutputToFrameBoundary(of: requester)
+            fail(requester, .slowConsumer,
+                "fell more than \(requester.pointee.outputLimit) bytes behind while waiting for responses; the response to request \(call.requestID) was not delivered",
+                linger: configuration.slowConsumerLinger)
+            return
+        }
+        enqueue(.response(response), to: requester, control: false)
+        statistics.responsesDelivered &+= 1
+    }
+
+    /// `peer` is going away: the requests it was asked to answer fail at once for their
+    /// requesters (`responder_gone`), and those it asked are forgotten.
+    func dropRequests(of peer: PeerPointer) {
+        requests.removeRequests(of: peer.pointee.id)
+        for call in requests.removeCalls(to: peer.pointee.id) {
+            guard let requester = peers.pointer(id: call.requester), requester.pointee.isOpen else { continue }
+            statistics.requestsFailedByResponderExit &+= 1
+            answer(requester, .responderGone, requestID: call.requestID,
+                "the responder (peer \(peer.pointee.id), pid \(peer.pointee.credentials.pid)) closed its connection before replying")
+        }
+    }
+
+    /// Fails, with `request_timeout`, the requests whose `timeout_ms` has passed.
+    func expireRequests(now: Double) {
+        for call in requests.removeExpired(now: now) {
+            guard let requester = peers.pointer(id: call.requester), requester.pointee.isOpen else { continue }
+            statistics.requestTimeouts &+= 1
+            answer(requester, .requestTimeout, requestID: call.requestID,
+                "no reply from the responder (peer \(call.responder)) within the request's timeout")
+        }
+    }
+
+    /// Whether the table of waiting requests is consistent, and only names open peers (for
+    /// tests and fuzzing).
+    public var requestTableIsConsistent: Bool { requests.isConsistent() }
+
+    /// A non-fatal ERROR that is an ordinary outcome of a request (nobody answers, the
+    /// responder left, the time ran out), not a mistake of the peer: counted by the caller
+    /// and logged at debug level only, so a busy requester cannot fill the log.
+    private func answer(_ peer: PeerPointer, _ code: ErrorCode, requestID: UInt32, _ message: String) {
+        logger.debug("request answered with an error: \(code)", metadata: peerMetadata(peer, ["request": "\(requestID)", "error": "\(message)"]))
+        enqueue(.error(ErrorFrame(code, requestID: requestID, message: message)), to: peer)
+    }
+}
