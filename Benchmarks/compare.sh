@@ -8,7 +8,8 @@
 #
 #   --variants   default: herald herald-backpressure mosquitto redis redis-nolimit
 #                nats dbus-daemon dbus-broker zmq zmq-nodrop
-#   --workloads  default: W1 W2 W3 W4 W5 W6 (see peers/run-all.sh for what they are)
+#   --workloads  default: W1 W2 W3 W4 W5 W6 W8 (see peers/run-all.sh for what they are;
+#                W8, request/reply, runs for herald, nats and the D-Bus daemons only)
 #   --reps       repetitions of every cell, default 3 (the tables show medians)
 #   --scale      multiplies every message count N (0.5: half-length runs; 0.05: smoke test)
 #   --no-install do not apt-get missing peer brokers
@@ -33,7 +34,7 @@ PEERS="$BENCH/peers"
 OUT="$BENCH/results"
 
 VARIANTS="herald herald-backpressure mosquitto redis redis-nolimit nats dbus-daemon dbus-broker zmq zmq-nodrop"
-WORKLOADS="W1 W2 W3 W4 W5 W6"
+WORKLOADS="W1 W2 W3 W4 W5 W6 W8"
 REPS=3
 SCALE=1
 INSTALL=1
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 for w in $WORKLOADS; do
-    case "$w" in W[1-6]) ;; *) echo "compare.sh: unknown workload $w" >&2; exit 2 ;; esac
+    case "$w" in W[1-6]|W8) ;; *) echo "compare.sh: unknown workload $w" >&2; exit 2 ;; esac
 done
 for v in $VARIANTS; do
     case "$v" in

@@ -1,6 +1,6 @@
 /* driver.c - workload driver shared by every bench-<peer> binary.
  *
- * usage: bench-<peer> --addr ADDR --mode tput|lat [--pubs P] [--subs S]
+ * usage: bench-<peer> --addr ADDR --mode tput|lat|rr [--pubs P] [--subs S]
  *          [--n N] [--size BYTES] [--broker-pid PID] [--idle-ms MS]
  *          [--deadline-s S] [--warmup W]
  *
@@ -17,6 +17,11 @@
  * lat: a ponger subscribes to "bench.ping" and republishes every message
  *   on "bench.pong"; a pinger subscribes to "bench.pong", sends one
  *   ping, waits for its pong, W warm-up round trips then N measured.
+ * rr: lat with the transport's request/reply instead of two topics
+ *   (Herald REQUEST/REPLY, NATS request with a reply inbox, a D-Bus method
+ *   call): a responder serves "bench.rr" and answers each request with its
+ *   own payload; a requester sends one request, waits for its answer, W
+ *   warm-up requests then N measured (workload W8).
  *
  * All clients are separate processes.  The parent samples the broker's
  * CPU time and RSS from /proc every 20 ms.  Prints one "RESULT k=v ..."
@@ -44,7 +49,7 @@
 #define MAXCH 64
 
 static const char *g_addr;
-static int g_pubs = 1, g_subs = 1, g_lat = 0;
+static int g_pubs = 1, g_subs = 1, g_lat = 0, g_rr = 0;
 static unsigned long long g_n = 100000;
 static size_t g_size = 64;
 static int g_broker_pid = 0;
@@ -55,6 +60,7 @@ static int g_stall_ms = 0; /* subscriber 0 stops reading this long after its fir
 static const char *TOPIC = "bench.a";
 static const char *TOPIC_PING = "bench.ping";
 static const char *TOPIC_PONG = "bench.pong";
+static const char *TOPIC_RR = "bench.rr";
 
 /* ---------- child <-> parent messages (fixed size, atomic pipe writes) */
 struct sub_result {
@@ -271,7 +277,7 @@ struct pongctx { struct conn *c; unsigned long long echoed; int err; };
 static void on_ping(void *ctx, const uint8_t *d, size_t n)
 {
     struct pongctx *p = ctx;
-    if (tp_publish(p->c, TOPIC_PONG, d, n) < 0) p->err = 1;
+    if ((g_rr ? tp_reply(p->c, d, n) : tp_publish(p->c, TOPIC_PONG, d, n)) < 0) p->err = 1;
     p->echoed++;
 }
 
@@ -280,7 +286,7 @@ static void ponger_main(int cmd_fd, int res_fd)
     char name[64];
     snprintf(name, sizeof name, "bench-pong-%d", (int)getpid());
     struct conn *c = tp_connect(g_addr, name, 0);
-    if (!c || tp_subscribe(c, TOPIC_PING) < 0) { send_tag(res_fd, 'F'); _exit(1); }
+    if (!c || (g_rr ? tp_serve(c, TOPIC_RR) : tp_subscribe(c, TOPIC_PING)) < 0) { send_tag(res_fd, 'F'); _exit(1); }
     send_tag(res_fd, 'R');
     struct pongctx pc = { c, 0, 0 };
     double cpu0 = cpu_self();
@@ -312,6 +318,12 @@ static void on_pong(void *ctx, const uint8_t *d, size_t n)
     if (h->kind == p->kind_want && h->seq == p->want) { p->got = 1; p->t1 = now_ns(); }
 }
 
+/* One ping: a publish on bench.ping, or (rr) a request on bench.rr. */
+static int send_ping(struct conn *c, const uint8_t *buf)
+{
+    return g_rr ? tp_request(c, TOPIC_RR, buf, g_size) : tp_publish(c, TOPIC_PING, buf, g_size);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -323,7 +335,8 @@ static void pinger_main(int cmd_fd, int res_fd)
     char name[64];
     snprintf(name, sizeof name, "bench-ping-%d", (int)getpid());
     struct conn *c = tp_connect(g_addr, name, 0);
-    if (!c || tp_subscribe(c, TOPIC_PONG) < 0) { send_tag(res_fd, 'F'); _exit(1); }
+    /* rr: the answers come back on the request itself (a NATS inbox is set up by the first request) */
+    if (!c || (!g_rr && tp_subscribe(c, TOPIC_PONG) < 0)) { send_tag(res_fd, 'F'); _exit(1); }
     send_tag(res_fd, 'R');
     for (;;) { /* wait for go, keep the connection serviced */
         char cmd = poll_cmd(cmd_fd, 0);
@@ -343,7 +356,7 @@ static void pinger_main(int cmd_fd, int res_fd)
     uint64_t deadline = now_ns() + 30000000000ull;
     while (!pc.got) {
         h->seq++;
-        if (tp_publish(c, TOPIC_PING, buf, g_size) < 0 || tp_flush(c) < 0) { send_tag(res_fd, 'F'); _exit(1); }
+        if (send_ping(c, buf) < 0 || tp_flush(c) < 0) { send_tag(res_fd, 'F'); _exit(1); }
         uint64_t until = now_ns() + 20000000ull;
         while (!pc.got && now_ns() < until)
             if (tp_poll(c, 5, on_pong, &pc) < 0) { send_tag(res_fd, 'F'); _exit(1); }
@@ -365,7 +378,7 @@ static void pinger_main(int cmd_fd, int res_fd)
         pc.got = 0;
         uint64_t t0 = now_ns();
         h->ts = t0;
-        if (tp_publish(c, TOPIC_PING, buf, g_size) < 0 || tp_flush(c) < 0) { err = 1; break; }
+        if (send_ping(c, buf) < 0 || tp_flush(c) < 0) { err = 1; break; }
         uint64_t dl = t0 + 1000000000ull;
         while (!pc.got) {
             uint64_t t = now_ns();
@@ -778,11 +791,13 @@ static void run_lat(void)
     struct lat_result *l = &ch[pi].result.u.l;
     double sbusy, ssteal;
     sys_cpu(t_go, t_end, &sbusy, &ssteal);
-    printf("RESULT peer=%s mode=lat n=%llu warmup=%llu size=%zu rtt_n=%llu lost=%llu min_us=%.1f mean_us=%.1f "
-           "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f broker_cpu=%.1f "
+    /* one request in flight: the rate is the inverse of the mean round trip */
+    printf("RESULT peer=%s mode=%s n=%llu warmup=%llu size=%zu rtt_n=%llu lost=%llu min_us=%.1f mean_us=%.1f "
+           "rps=%.0f p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f broker_cpu=%.1f "
            "broker_rss0_kb=%ld broker_rss_peak_kb=%ld broker_hwm_kb=%ld pinger_cpu_s=%.3f sys_cpu=%.1f steal=%.1f "
            "run_s=%.3f err=%d status=%s\n",
-           tp_name(), g_n, g_warmup, g_size, l->n, l->lost, l->min_us, l->mean_us, l->p50_us, l->p90_us,
+           tp_name(), g_rr ? "rr" : "lat", g_n, g_warmup, g_size, l->n, l->lost, l->min_us, l->mean_us,
+           l->mean_us > 0 ? 1e6 / l->mean_us : 0.0, l->p50_us, l->p90_us,
            l->p99_us, l->p999_us, l->max_us, broker_cpu(t_go, t_end), rss_at(t_go), rss_peak(t_go), hwm,
            l->cpu_s, sbusy, ssteal, (double)(t_end - t_go) / 1e9, l->err, l->err || l->n == 0 ? "fail" : "ok");
     fflush(stdout);
@@ -796,7 +811,7 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "missing value for %s\n", a); return 2; }
         if (!strcmp(a, "--addr")) g_addr = v;
-        else if (!strcmp(a, "--mode")) g_lat = !strcmp(v, "lat");
+        else if (!strcmp(a, "--mode")) { g_rr = !strcmp(v, "rr"); g_lat = g_rr || !strcmp(v, "lat"); }
         else if (!strcmp(a, "--pubs")) g_pubs = atoi(v);
         else if (!strcmp(a, "--subs")) g_subs = atoi(v);
         else if (!strcmp(a, "--n")) g_n = strtoull(v, NULL, 10);

@@ -53,8 +53,8 @@ BEGIN {
     label["redis"] = "redis pub/sub (unix socket, default output-buffer limits)"
     label["redis-nolimit"] = "redis pub/sub (unix socket, pubsub limit 0 0 0)"
     label["nats"] = "nats-server (TCP 127.0.0.1)"
-    label["dbus-daemon"] = "dbus-daemon (signals, sd-bus clients)"
-    label["dbus-broker"] = "dbus-broker (signals, sd-bus clients)"
+    label["dbus-daemon"] = "dbus-daemon (sd-bus clients; signals, W8 method calls)"
+    label["dbus-broker"] = "dbus-broker (sd-bus clients; signals, W8 method calls)"
     label["zmq"] = "ZeroMQ XSUB/XPUB proxy (ipc, defaults: HWM 1000, drop)"
     label["zmq-nodrop"] = "ZeroMQ XSUB/XPUB proxy (ipc, XPUB_NODROP: back-pressure)"
 }
@@ -62,6 +62,7 @@ BEGIN {
     delete kv
     for (i = 1; i <= NF; i++) { p = index($i, "="); if (p) kv[substr($i, 1, p - 1)] = substr($i, p + 1) }
     k = kv["variant"] SUBSEP kv["wl"]
+    if (kv["wl"] == "W8") anyw8 = 1
     if (kv["status"] != "ok") { nfail[k]++; next }
     nok[k]++
     for (f in kv) vals[k SUBSEP f] = vals[k SUBSEP f] " " kv[f]
@@ -119,6 +120,20 @@ END {
             sum(V(v, "W4", "lost"))
     }
     print ""
+    if (anyw8) {
+        print "## W8 request/reply (a request on bench.rr answered by one responder with its payload: Herald REQUEST/REPLY, NATS request with a reply inbox, D-Bus method call), 64 B, 1000 warm-up + 20000 measured, one in flight, microseconds"
+        print ""
+        print "| peer | p50 us | p90 us | p99 us | p99.9 us | max us | requests/s | lost |"
+        print "|---|---|---|---|---|---|---|---|"
+        for (i = 1; i <= nv; i++) {
+            v = order[i]
+            if (!has(v, "W8")) { if ((v SUBSEP "W8") in nfail) printf "| %s | FAILED ||||||\n", label[v]; continue }
+            printf "| %s | %.1f | %.1f | %.1f | %.1f | %.0f (%.0f-%.0f) | %.0f | %d |\n", label[v], med(V(v, "W8", "p50_us")), med(V(v, "W8", "p90_us")), \
+                med(V(v, "W8", "p99_us")), med(V(v, "W8", "p999_us")), med(V(v, "W8", "max_us")), lo(V(v, "W8", "max_us")), hi(V(v, "W8", "max_us")), \
+                med(V(v, "W8", "rps")), sum(V(v, "W8", "lost"))
+        }
+        print ""
+    }
     print "## Where the time goes (W1, medians): CPU in % of one core over the subscriber'"'"'s first-to-last window"
     print ""
     print "| peer | broker CPU % | subscriber CPU % | publisher CPU % | whole machine busy % (of 200) | not ours % | steal % | broker RSS before -> peak (MiB) | W2 broker CPU % | W2 machine busy % |"

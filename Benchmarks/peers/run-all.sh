@@ -24,13 +24,16 @@
 #   W5 1 pub -> 1 sub, 4096 B, N messages, MB/s
 #   W6 (extra) 1 pub -> 2 subs, 64 B, N messages; subscriber 0 stops
 #      reading for 2 s after its first message (slow-consumer behaviour)
+#   W8 request/reply, 64 B, 1000 warm-up + 20000 measured, one in flight:
+#      Herald REQUEST/REPLY, NATS request with a reply inbox, a D-Bus method
+#      call (sd-bus); skipped for peers without request/reply
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE"
 
 REPS=3
 VARIANTS="herald herald-backpressure mosquitto redis redis-nolimit nats dbus-daemon dbus-broker zmq zmq-nodrop"
-WORKLOADS="W1 W2 W3 W4 W5 W6"
+WORKLOADS="W1 W2 W3 W4 W5 W6 W8"
 INSTALL=1
 SCALE=1
 OUT="$HERE/results"
@@ -98,7 +101,7 @@ n_for() { # variant workload -> N
         dbus-daemon) n=200000 ;; dbus-broker) n=280000 ;; zmq) n=6000000 ;; zmq-nodrop) n=320000 ;;
         herald|herald-backpressure) n=1000000 ;;
         esac ;;
-    W4) n=20000 ;;
+    W4|W8) n=20000 ;;
     esac
     [ "$w" = W6 ] && case "$v" in nats|zmq-nodrop|dbus-daemon) n=$((n * 6 / 10)) ;; esac
     # herald W6: two subscribers halve the fast one's rate; with backpressure the
@@ -115,6 +118,7 @@ args_for() { # workload N -> driver arguments
     W4) echo "--mode lat --size 64 --n $2 --warmup 1000" ;;
     W5) echo "--mode tput --pubs 1 --subs 1 --size 4096 --n $2" ;;
     W6) echo "--mode tput --pubs 1 --subs 2 --size 64 --n $2 --stall-ms 2000" ;;
+    W8) echo "--mode rr --size 64 --n $2 --warmup 1000" ;;
     esac
 }
 
@@ -159,12 +163,18 @@ export LOGDIR="$OUT/logs-$STAMP"
 } > "$OUT/meta-$STAMP.txt"
 
 total=0
-for r in $(seq 1 "$REPS"); do for v in $VARIANTS; do for w in $WORKLOADS; do total=$((total + 1)); done; done; done
+# W8 (request/reply) runs only where the peer has request/reply: Herald, NATS, D-Bus.
+has_rr() { case "$1" in herald|herald-backpressure|nats|dbus-daemon|dbus-broker) return 0 ;; esac; return 1; }
+for r in $(seq 1 "$REPS"); do for v in $VARIANTS; do for w in $WORKLOADS; do
+    [ "$w" = W8 ] && ! has_rr "$v" && continue
+    total=$((total + 1))
+done; done; done
 i=0
 # repetitions outermost: the 3 runs of one cell are spread over time
 for r in $(seq 1 "$REPS"); do
     for v in $VARIANTS; do
         for w in $WORKLOADS; do
+            [ "$w" = W8 ] && ! has_rr "$v" && continue
             i=$((i + 1))
             n=$(n_for "$v" "$w")
             printf '[%d/%d] %s %s rep %d (N=%s)\n' "$i" "$total" "$v" "$w" "$r" "$n"

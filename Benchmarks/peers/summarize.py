@@ -88,8 +88,8 @@ def summarize(runs):
         ok = c["ok"]
         s = {"runs_ok": len(ok), "runs_failed": c["failed"]}
         if ok:
-            if ok[0].get("mode") == "lat":
-                for f in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us", "broker_cpu", "broker_hwm_kb"):
+            if ok[0].get("mode") in ("lat", "rr"):
+                for f in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us", "rps", "broker_cpu", "broker_hwm_kb"):
                     s[f] = med([r.get(f) for r in ok])
                 s["lost"] = sum(r.get("lost", 0) for r in ok)
             else:
@@ -123,6 +123,9 @@ METRICS = [
     ("W5", "W5 1->1 4 KiB", "MB/s", True, lambda s: s.get("mbps"), lambda s: s.get("frac_min")),
     ("W4", "W4 round trip p50", "us", False, lambda s: s.get("p50_us"), None),
     ("W4", "W4 round trip p99", "us", False, lambda s: s.get("p99_us"), None),
+    ("W8", "W8 request/reply p50", "us", False, lambda s: s.get("p50_us"), None),
+    ("W8", "W8 request/reply p99", "us", False, lambda s: s.get("p99_us"), None),
+    ("W8", "W8 requests/s (one in flight)", "req/s", True, lambda s: s.get("rps"), None),
     ("W6", "W6 fast subscriber (other one stalled 2 s)", "msg/s", True, _w6fast, _w6fastfrac),
     ("W6", "W6 broker RSS peak", "MiB", False, lambda s: s["broker_hwm_kb"] / 1024 if s.get("broker_hwm_kb") else None, None),
 ]
@@ -159,7 +162,7 @@ def ratios(summary):
             row = {"workload": wl, "metric": label, "unit": unit, "higher_is_better": higher,
                    "herald_variant": h, "herald_value": hv, "herald_delivered": hf,
                    "herald_lossless": (hf is None or hf >= LOSSLESS)}
-            if wl == "W4":
+            if wl in ("W4", "W8"):
                 row["herald_lost"] = s.get("lost")
             if wl == "W6":
                 row["stalled_sub_delivered"] = s["fracs"][0] if s.get("fracs") else None

@@ -1,6 +1,7 @@
 /* t_herald.c - Herald wire-protocol client (written for this benchmark from
  * Protocol/PROTOCOL.md, version 1): HELLO/WELCOME, SUBSCRIBE/OK, PUBLISH,
- * MESSAGE, DROPPED, ERROR, PING/PONG.
+ * MESSAGE, DROPPED, ERROR, PING/PONG; and for request/reply (W8) a responder
+ * SUBSCRIBE (flag 0x01), REQUEST, CALL, REPLY and RESPONSE (§4.14-§4.17).
  * addr: "unix:@name" (abstract) or "unix:/path".
  *
  * HELLO asks for slow-consumer policy 0xFF (= the broker's configured
@@ -26,7 +27,8 @@
 enum {
     F_HELLO = 0x01, F_WELCOME = 0x02, F_ERROR = 0x03, F_PING = 0x04, F_PONG = 0x05,
     F_GOODBYE = 0x06, F_OK = 0x07, F_SUBSCRIBE = 0x08, F_PUBLISH = 0x10,
-    F_MESSAGE = 0x11, F_DROPPED = 0x12,
+    F_MESSAGE = 0x11, F_DROPPED = 0x12, F_REQUEST = 0x14, F_CALL = 0x15, F_REPLY = 0x16,
+    F_RESPONSE = 0x17,
 };
 
 struct herald {
@@ -38,6 +40,7 @@ struct herald {
     int goodbye;
     int bad;          /* frames we could not decode */
     uint32_t next_id;
+    uint32_t call_id;  /* the CALL being handed to the callback (tp_reply answers it) */
     uint8_t policy;   /* policy in force, from WELCOME */
     uint32_t output_limit;
     uint32_t max_frame;
@@ -77,6 +80,21 @@ static int parse(struct rawconn *rc, msg_cb cb, void *ctx)
         case F_MESSAGE: /* 24-byte sender block, topic (aux bytes), payload */
             if (body < 24u + aux) { st->bad++; break; }
             if (cb) cb(ctx, b + 24 + aux, body - 24 - aux);
+            else rc->dropped++;
+            n++;
+            break;
+        case F_CALL: /* sender block, call_id, subscription_id, topic (aux bytes), payload */
+            if (body < 32u + aux) { st->bad++; break; }
+            st->call_id = get32(b + 24);
+            if (cb) cb(ctx, b + 32 + aux, body - 32 - aux);
+            else rc->dropped++;
+            st->call_id = 0;
+            n++;
+            break;
+        case F_RESPONSE: /* sender block, request_id, status, payload */
+            if (body < 32u) { st->bad++; break; }
+            if (get32(b + 28) != 0) { st->errors++; fprintf(stderr, "herald: RESPONSE with status %u\n", get32(b + 28)); }
+            if (cb) cb(ctx, b + 32, body - 32);
             else rc->dropped++;
             n++;
             break;
@@ -150,7 +168,8 @@ struct conn *tp_connect(const char *addr, const char *name, int pub_only)
     uint32_t magic = 0x444C5248, zero = 0;
     uint16_t v = 1, nlen = (uint16_t)nl;
     memcpy(p + 8, &magic, 4); memcpy(p + 12, &v, 2); memcpy(p + 14, &v, 2);
-    p[16] = 0xFF; p[17] = 0; memcpy(p + 18, &nlen, 2); memcpy(p + 20, &zero, 4); memcpy(p + 24, &zero, 4);
+    uint32_t capabilities = 0x2; /* requests */
+    p[16] = 0xFF; p[17] = 0; memcpy(p + 18, &nlen, 2); memcpy(p + 20, &zero, 4); memcpy(p + 24, &capabilities, 4);
     memcpy(p + 28, c->name, nl);
     c->rc->olen += 28 + nl;
     if (wait_for(c, &c->st.welcomed, 0) < 0) {
@@ -162,18 +181,52 @@ struct conn *tp_connect(const char *addr, const char *name, int pub_only)
     return c;
 }
 
-int tp_subscribe(struct conn *c, const char *topic)
+static int subscribe(struct conn *c, const char *topic, uint8_t flags)
 {
     /* "bench.a" is a single-level Herald topic/filter ('.' is an ordinary character) */
     size_t tl = strlen(topic);
     uint8_t *p = raw_reserve(c->rc, 16 + tl);
     put_header(p, (uint32_t)(8 + tl), F_SUBSCRIBE, 0);
+    p[5] = flags;
     uint32_t id = c->st.next_id++;
     memcpy(p + 8, &id, 4); memcpy(p + 12, &id, 4); memcpy(p + 16, topic, tl);
     c->rc->olen += 16 + tl;
     int before = c->st.oks;
     /* OK is queued before any MESSAGE the subscription delivers (spec §8.4) */
     return wait_for(c, &c->st.oks, before);
+}
+
+int tp_subscribe(struct conn *c, const char *topic) { return subscribe(c, topic, 0); }
+
+/* A responder subscription: SUBSCRIBE with flag 0x01 (§4.8). */
+int tp_serve(struct conn *c, const char *topic) { return subscribe(c, topic, 0x01); }
+
+int tp_request(struct conn *c, const char *topic, const uint8_t *data, size_t len)
+{
+    size_t tl = strlen(topic);
+    struct rawconn *rc = c->rc;
+    if (c->st.max_frame && 16 + tl + len > c->st.max_frame) return -1;
+    uint8_t *p = raw_reserve(rc, 16 + tl + len);
+    put_header(p, (uint32_t)(8 + tl + len), F_REQUEST, (uint16_t)tl);
+    uint32_t id = c->st.next_id++, timeout_ms = 10000;
+    memcpy(p + 8, &id, 4); memcpy(p + 12, &timeout_ms, 4);
+    memcpy(p + 16, topic, tl);
+    memcpy(p + 16 + tl, data, len);
+    rc->olen += 16 + tl + len;
+    return 0;
+}
+
+int tp_reply(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (!c->st.call_id) return -1;
+    struct rawconn *rc = c->rc;
+    uint8_t *p = raw_reserve(rc, 16 + len);
+    put_header(p, (uint32_t)(8 + len), F_REPLY, 0);
+    uint32_t status = 0;
+    memcpy(p + 8, &c->st.call_id, 4); memcpy(p + 12, &status, 4);
+    memcpy(p + 16, data, len);
+    rc->olen += 16 + len;
+    return 0;
 }
 
 int tp_publish(struct conn *c, const char *topic, const uint8_t *data, size_t len)

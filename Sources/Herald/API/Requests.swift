@@ -42,6 +42,7 @@ extension Bus {
         guard size <= broker.maxFrameSize else { throw .messageTooLarge(size: size, maximum: broker.maxFrameSize) }
         let milliseconds = Self.milliseconds(timeout)
         let outcome = CallOutcome()
+        var timer: Task<Void, Never>?
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Response, HeraldError>, Never>) in
             outcome.install(continuation)
             let requestID = connection.request(topic: topicBytes, payload: bytes, timeoutMilliseconds: milliseconds) { outcome.resolve($0) }
@@ -49,11 +50,13 @@ extension Bus {
             // The broker also times the request out (within about a second more); the
             // precise timeout is this one. A late answer finds nothing waiting.
             let connection = self.connection
-            Task {
-                try? await Task.sleep(for: timeout)
+            timer = Task {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
                 if let pending = connection.takeCall(requestID) { pending(.failure(.timeout)) }
             }
         }
+        // Answered (or failed): the timer is not needed any more.
+        timer?.cancel()
         let response = try result.get()
         let sender = Message.Sender(
             peerID: response.senderID, pid: response.sender.pid, uid: response.sender.uid, gid: response.sender.gid)

@@ -21,9 +21,12 @@ struct BenchCommand: AsyncParsableCommand {
               W6  slow consumer: 1 -> 2, subscriber 0 stalls 2 s; --slow-consumer policy
               W7  fairness: W4's round trips alone, then while another user floods the broker
                   (as root, the flood runs as nobody and --spawn-broker admits it)
+              W8  request/reply latency, one in flight (Bus.request -> responder -> answer)
               L1  the client library alone, against a loopback broker
 
-            W4 does 1000 warm-up round trips, then N measured ones (HdrHistogram percentiles). \
+            W4 and W8 do 1000 warm-up round trips, then N measured ones (HdrHistogram \
+            percentiles): W8 is W4 with a request answered by one responder instead of a \
+            message echoed on a second topic. \
             W6 reports what the policy promises and whether it was kept. W7 reports the round \
             trips' p50/p99 both ways and their ratio. L1 measures how fast one \
             task publishes into the library and one task receives from it, against a stand-in \
@@ -53,11 +56,11 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: ArgumentHelp("Comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,L1, or all.", valueName: "list"))
+    @Option(help: ArgumentHelp("Comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8,L1, or all.", valueName: "list"))
     var workloads = "all"
 
     @Option(help: ArgumentHelp(
-        "Messages per publisher (W4: measured round trips; L1: messages each way) for every workload run. Default: per workload, about 2-4 s each.",
+        "Messages per publisher (W4, W8: measured round trips; L1: messages each way) for every workload run. Default: per workload, about 2-4 s each.",
         valueName: "N"))
     var messages: Int?
 

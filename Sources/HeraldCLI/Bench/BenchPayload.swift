@@ -9,6 +9,8 @@ enum BenchTopics {
     static let ping = "bench/ping"
     /// W4: the ponger republishes here, the pinger subscribes.
     static let pong = "bench/pong"
+    /// W8: the requester's requests, answered by the responder.
+    static let request = "bench/request"
     /// L1: publishing here tells the loopback broker to start sending.
     static let start = "bench/start"
 }

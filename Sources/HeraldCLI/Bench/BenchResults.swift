@@ -183,7 +183,7 @@ struct BenchResult: Codable, Sendable {
         let lifetimePeak = freshBroker ? sampler.brokerHighWaterMarkKiB() : nil
         resources.brokerRSSPeakKibibytes = [sampledPeak, lifetimePeak].compactMap { $0 }.max()
         switch plan.workload {
-        case .w4: aggregateLatency(plan, record, sampler)
+        case .w4, .w8: aggregateLatency(plan, record, sampler)
         case .w7: aggregateFairness(plan, record, sampler)
         case .l1: aggregateLibrary(plan, record)
         default: aggregateThroughput(plan, record, sampler)

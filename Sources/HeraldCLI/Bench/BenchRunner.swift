@@ -50,7 +50,9 @@ final class WorkloadRunner {
         sampler.sample()
         switch plan.workload {
         case .w4:
-            return try runLatency()
+            return try runLatency(asking: .pinger, answering: .ponger)
+        case .w8:
+            return try runLatency(asking: .requester, answering: .responder)
         case .w7:
             return try runFairness()
         case .l1:
@@ -82,17 +84,18 @@ final class WorkloadRunner {
         return record
     }
 
-    private func runLatency() throws(BenchError) -> BenchRecord {
-        try spawn(.ponger, 0)
-        try spawn(.pinger, 0)
-        try wait("the pinger and ponger to subscribe", seconds: 30) { self.workers.allSatisfy { $0.ready != nil } }
+    /// W4 (pinger and ponger) and W8 (requester and responder): one round trip in flight.
+    private func runLatency(asking: BenchWorkerCommand.Role, answering: BenchWorkerCommand.Role) throws(BenchError) -> BenchRecord {
+        try spawn(answering, 0)
+        try spawn(asking, 0)
+        try wait("the \(asking) and \(answering) to subscribe", seconds: 30) { self.workers.allSatisfy { $0.ready != nil } }
         var record = BenchRecord()
         sampler.sample()
         record.goAt = monotonicNanos()
-        for worker in workers where worker.role == .pinger { worker.send(.go) }
-        try wait("the pinger", seconds: timeout) { self.all(.pinger) { $0.result != nil } }
-        for worker in workers where worker.role == .ponger { worker.send(.done) }
-        try wait("the ponger", seconds: 10) { self.all(.ponger) { $0.result != nil } }
+        for worker in workers where worker.role == asking { worker.send(.go) }
+        try wait("the \(asking)", seconds: timeout) { self.all(asking) { $0.result != nil } }
+        for worker in workers where worker.role == answering { worker.send(.done) }
+        try wait("the \(answering)", seconds: 10) { self.all(answering) { $0.result != nil } }
         sampler.sample()
         record.endAt = monotonicNanos()
         record.pinger = workers.compactMap { $0.result?.pinger }.first
@@ -227,6 +230,7 @@ final class WorkloadRunner {
         let counts: String
         switch plan.workload {
         case .w4: counts = "round trips " + BenchFormat.short(total(.pinger))
+        case .w8: counts = "requests " + BenchFormat.short(total(.requester))
         case .l1: counts = "messages " + BenchFormat.short(total(.library))
         default: counts = "sent " + BenchFormat.short(total(.publisher)) + "  received " + BenchFormat.short(total(.subscriber))
         }

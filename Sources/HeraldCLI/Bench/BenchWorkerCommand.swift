@@ -13,10 +13,10 @@ struct BenchWorkerCommand: AsyncParsableCommand {
 
     /// What a worker does.
     enum Role: String, ExpressibleByArgument, Codable, Sendable, CaseIterable {
-        case publisher, subscriber, pinger, ponger, library, flooder
+        case publisher, subscriber, pinger, ponger, requester, responder, library, flooder
     }
 
-    @Option(help: "publisher, subscriber, pinger, ponger, library or flooder.")
+    @Option(help: "publisher, subscriber, pinger, ponger, requester, responder, library or flooder.")
     var role: Role
 
     @Option(help: "Publisher or subscriber index (publishers stamp it into every message).")
@@ -66,6 +66,8 @@ struct BenchWorkerCommand: AsyncParsableCommand {
             case .subscriber: try await BenchSubscriber(settings: settings, channel: channel).run()
             case .pinger: try await BenchPinger(settings: settings, channel: channel).run()
             case .ponger: try await BenchPonger(settings: settings, channel: channel).run()
+            case .requester: try await BenchRequester(settings: settings, channel: channel).run()
+            case .responder: try await BenchResponder(settings: settings, channel: channel).run()
             case .library: try await BenchLibrary(settings: settings, channel: channel).run()
             case .flooder: try await BenchFlooder(settings: settings, channel: channel).run()
             }

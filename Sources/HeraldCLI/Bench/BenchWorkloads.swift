@@ -1,9 +1,9 @@
 import Herald
 
-/// The workloads of `herald bench`: those of the peer harness in shared/peers (W1–W6), W7
-/// (fairness between users), and L1, the client library measured without a broker.
+/// The workloads of `herald bench`: those of the peer harness in Benchmarks/peers (W1–W6,
+/// W8), W7 (fairness between users), and L1, the client library measured without a broker.
 enum BenchWorkload: String, CaseIterable, Codable, Sendable {
-    case w1 = "W1", w2 = "W2", w3 = "W3", w4 = "W4", w5 = "W5", w6 = "W6", w7 = "W7", l1 = "L1"
+    case w1 = "W1", w2 = "W2", w3 = "W3", w4 = "W4", w5 = "W5", w6 = "W6", w7 = "W7", w8 = "W8", l1 = "L1"
 
     /// What it measures, in a few words.
     var summary: String {
@@ -15,6 +15,7 @@ enum BenchWorkload: String, CaseIterable, Codable, Sendable {
         case .w5: "1 -> 1, 4 KiB payloads"
         case .w6: "slow consumer: 1 -> 2, subscriber 0 stalls 2 s"
         case .w7: "fairness: uid B's round trips, alone and while uid A floods"
+        case .w8: "request/reply latency, one in flight"
         case .l1: "client library alone, one task each way"
         }
     }
@@ -23,7 +24,7 @@ enum BenchWorkload: String, CaseIterable, Codable, Sendable {
     var publishers: Int {
         switch self {
         case .w3: 4
-        case .w4, .w7, .l1: 0
+        case .w4, .w7, .w8, .l1: 0
         default: 1
         }
     }
@@ -33,7 +34,7 @@ enum BenchWorkload: String, CaseIterable, Codable, Sendable {
         switch self {
         case .w2: 8
         case .w6: 2
-        case .w4, .w7, .l1: 0
+        case .w4, .w7, .w8, .l1: 0
         default: 1
         }
     }
@@ -49,6 +50,7 @@ enum BenchWorkload: String, CaseIterable, Codable, Sendable {
         case .w5: 600_000
         case .w6: 6_000_000
         case .w7: 10_000
+        case .w8: 25_000
         case .l1: 8_000_000
         }
     }
@@ -96,6 +98,7 @@ struct BenchPlan: Sendable {
         case .w5: "W5 1->1 \(BenchFormat.bytes(size))"
         case .w6: "W6 slow consumer (\(policy))"
         case .w7: "W7 fairness \(BenchFormat.bytes(size))"
+        case .w8: "W8 request/reply \(BenchFormat.bytes(size))"
         case .l1: "L1 library \(BenchFormat.bytes(size))"
         }
     }
