@@ -66,4 +66,8 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var requestsFailedByResponderExit: UInt64 = 0
     /// Requests failed with `request_timeout`.
     public var requestTimeouts: UInt64 = 0
+    /// SENDs delivered to their target as DIRECT.
+    public var directDelivered: UInt64 = 0
+    /// SENDs refused because the target is not connected or does not accept direct messages.
+    public var directRefused: UInt64 = 0
 }

@@ -21,6 +21,9 @@ extension BrokerCore {
         case .reply:
             handleReply(peer, header, body)
             return
+        case .send:
+            handleSend(peer, header, body)
+            return
         default:
             break
         }
@@ -59,8 +62,9 @@ extension BrokerCore {
                 return
             }
             enqueue(.ok(requestID: request.requestID), to: peer)
-        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .subscribe, .publish, .request, .reply:
-            // checkHeader refused the broker's types; SUBSCRIBE, PUBLISH, REQUEST and REPLY go elsewhere.
+        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .direct, .subscribe, .publish, .request, .reply,
+            .send:
+            // checkHeader refused the broker's types; SUBSCRIBE, PUBLISH, REQUEST, REPLY and SEND go elsewhere.
             preconditionFailure("\(type) reached the control-frame handler")
         }
     }

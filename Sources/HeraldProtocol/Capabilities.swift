@@ -11,6 +11,15 @@ public enum Capabilities {
     /// knows these frames; a client MUST NOT send them to a broker that did not.
     public static let requests: UInt32 = 0x0000_0002
 
+    /// The client uses direct messages: SEND (0x18) and DIRECT (0x19). A broker that confirms
+    /// it in WELCOME knows these frames; a client MUST NOT send SEND to a broker that did not.
+    public static let direct: UInt32 = 0x0000_0004
+
+    /// The client accepts direct messages: other peers may SEND to it, and it receives them
+    /// as DIRECT frames. A SEND to a peer without it is refused with `direct_not_accepted`
+    /// (a client that never reads them must not be sent them).
+    public static let directInbox: UInt32 = 0x0000_0008
+
     /// Every capability this implementation knows.
-    public static let known: UInt32 = retained | requests
+    public static let known: UInt32 = retained | requests | direct | directInbox
 }

@@ -78,6 +78,11 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     /// The responder chosen for a REQUEST has more output queued than its output limit:
     /// the request was not sent to it.
     case responderBusy = 33
+    /// A SEND names a peer id that is not connected (never was, or has gone).
+    case unknownPeer = 34
+    /// A SEND names a peer that does not accept direct messages (its HELLO did not announce
+    /// the `direct` capability).
+    case directNotAccepted = 35
 
     /// Whether the broker closes the connection after sending this code.
     public var isFatal: Bool {
@@ -89,7 +94,7 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .invalidTopic, .invalidFilter, .topicTooLong, .tooManySubscriptions, .unknownSubscription,
             .duplicateSubscription, .reservedTopic, .brokerShuttingDown, .unsupportedFlags, .forbidden,
             .subscriptionRevoked, .retainedQuotaExceeded, .noResponders, .responderGone, .requestTimeout,
-            .tooManyRequests, .duplicateRequest, .unknownCall, .responderBusy:
+            .tooManyRequests, .duplicateRequest, .unknownCall, .responderBusy, .unknownPeer, .directNotAccepted:
             false
         }
     }
@@ -129,6 +134,8 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .duplicateRequest: "duplicate request"
         case .unknownCall: "unknown call"
         case .responderBusy: "responder busy"
+        case .unknownPeer: "unknown peer"
+        case .directNotAccepted: "direct messages not accepted"
         }
     }
 }

@@ -8,7 +8,7 @@ public enum FrameDecoder {
         // receiver allows for it.
         let allowance =
             switch type {
-            case .message: ProtocolLimits.messageSenderBlockSize
+            case .message, .direct: ProtocolLimits.messageSenderBlockSize
             case .retained: ProtocolLimits.retainedPrefixSize
             case .call, .response: ProtocolLimits.callAllowance
             default: 0
@@ -141,12 +141,13 @@ public enum FrameDecoder {
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
             frame = .publish(Publish(topic: topic, payload: reader.rest(), retain: header.flags & FrameFlags.retain != 0))
-        case .message:
+        case .message, .direct:
             let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
             let topicLength = Int(header.aux)
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
-            frame = .message(Delivery(senderID: sender.senderID, sender: sender.credentials, topic: topic, payload: reader.rest()))
+            let delivery = Delivery(senderID: sender.senderID, sender: sender.credentials, topic: topic, payload: reader.rest())
+            frame = type == .direct ? .direct(delivery) : .message(delivery)
         case .dropped:
             frame = .dropped(DropNotice(messages: try reader.u64(), bytes: try reader.u64()))
         case .retained:
@@ -183,6 +184,14 @@ public enum FrameDecoder {
             let callID = try reader.u32()
             let status = try reader.u32()
             frame = .reply(Reply(callID: callID, status: status, payload: reader.rest()))
+        case .send:
+            let requestID = try reader.u32()
+            _ = try reader.u32()
+            let target = try reader.u64()
+            let topicLength = Int(header.aux)
+            guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
+            let topic = try reader.bytes(topicLength)
+            frame = .send(Send(requestID: requestID, target: target, topic: topic, payload: reader.rest()))
         case .response:
             let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
             let requestID = try reader.u32()

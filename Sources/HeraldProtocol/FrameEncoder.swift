@@ -65,7 +65,7 @@ public enum FrameEncoder {
             flags = publish.retain ? FrameFlags.retain : 0
             buffer.append(contentsOf: publish.topic)
             buffer.append(contentsOf: publish.payload)
-        case .message(let delivery):
+        case .message(let delivery), .direct(let delivery):
             aux = UInt16(truncatingIfNeeded: delivery.topic.count)
             appendSenderBlock(SenderBlock(senderID: delivery.senderID, credentials: delivery.sender), to: &buffer)
             buffer.append(contentsOf: delivery.topic)
@@ -98,6 +98,13 @@ public enum FrameEncoder {
             buffer.appendLE(reply.callID)
             buffer.appendLE(reply.status)
             buffer.append(contentsOf: reply.payload)
+        case .send(let send):
+            aux = UInt16(truncatingIfNeeded: send.topic.count)
+            buffer.appendLE(send.requestID)
+            buffer.appendLE(UInt32(0))
+            buffer.appendLE(send.target)
+            buffer.append(contentsOf: send.topic)
+            buffer.append(contentsOf: send.payload)
         case .response(let response):
             appendSenderBlock(SenderBlock(senderID: response.senderID, credentials: response.sender), to: &buffer)
             buffer.appendLE(response.requestID)

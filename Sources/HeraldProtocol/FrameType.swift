@@ -34,22 +34,26 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case reply = 0x16
     /// Broker → client: the answer to this client's REQUEST, stamped with its responder.
     case response = 0x17
+    /// Client → broker: a message for one peer, by its peer id.
+    case send = 0x18
+    /// Broker → client: a message sent to this client alone, stamped with its sender.
+    case direct = 0x19
 
     /// Whether clients send this type (HELLO, PING, PONG, GOODBYE, SUBSCRIBE, UNSUBSCRIBE,
-    /// PUBLISH, REQUEST, REPLY). A broker that receives any other defined type answers
+    /// PUBLISH, REQUEST, REPLY, SEND). A broker that receives any other defined type answers
     /// `unexpected_frame`.
     public var isSentByClients: Bool {
         switch self {
-        case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish, .request, .reply: true
-        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response: false
+        case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish, .request, .reply, .send: true
+        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .direct: false
         }
     }
 
-    /// Whether `aux` holds the topic length (PUBLISH, MESSAGE, RETAINED, REQUEST, CALL); it
-    /// must be 0 in every other type.
+    /// Whether `aux` holds the topic length (PUBLISH, MESSAGE, RETAINED, REQUEST, CALL, SEND,
+    /// DIRECT); it must be 0 in every other type.
     public var carriesTopicLength: Bool {
         switch self {
-        case .publish, .message, .retained, .request, .call: true
+        case .publish, .message, .retained, .request, .call, .send, .direct: true
         default: false
         }
     }
@@ -73,6 +77,8 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .call: "CALL"
         case .reply: "REPLY"
         case .response: "RESPONSE"
+        case .send: "SEND"
+        case .direct: "DIRECT"
         }
     }
 }

@@ -353,6 +353,32 @@ public struct Response: Equatable, Sendable {
     }
 }
 
+/// SEND: a message for one peer, named by its peer id (PROTOCOL.md §4.18). The topic is kept
+/// as bytes, as PUBLISH's is: validating it is the broker's job.
+public struct Send: Equatable, Sendable {
+    /// Chosen by the sender; an ERROR about this SEND carries it (there is no reply on success).
+    public var requestID: UInt32
+    /// The peer id (from its WELCOME, or a message it sent) of the connection to deliver to.
+    public var target: UInt64
+    /// Topic bytes (UTF-8 when valid): what the message is about.
+    public var topic: [UInt8]
+    /// Opaque payload.
+    public var payload: [UInt8]
+
+    /// Creates a SEND body.
+    public init(requestID: UInt32, target: UInt64, topic: [UInt8], payload: [UInt8]) {
+        self.requestID = requestID
+        self.target = target
+        self.topic = topic
+        self.payload = payload
+    }
+
+    /// Creates a SEND body from a topic string.
+    public init(requestID: UInt32, target: UInt64, topic: String, payload: [UInt8]) {
+        self.init(requestID: requestID, target: target, topic: Array(topic.utf8), payload: payload)
+    }
+}
+
 /// Any frame of protocol version 1, decoded.
 public enum Frame: Equatable, Sendable {
     case hello(Hello)
@@ -372,6 +398,9 @@ public enum Frame: Equatable, Sendable {
     case call(Call)
     case reply(Reply)
     case response(Response)
+    case send(Send)
+    /// DIRECT: laid out exactly as MESSAGE (sender block, topic, payload).
+    case direct(Delivery)
 
     /// The frame's type byte.
     public var type: FrameType {
@@ -393,6 +422,8 @@ public enum Frame: Equatable, Sendable {
         case .call: .call
         case .reply: .reply
         case .response: .response
+        case .send: .send
+        case .direct: .direct
         }
     }
 }

@@ -58,7 +58,7 @@ import Testing
             type, maxFrameSize, excess in
             let limit =
                 maxFrameSize
-                + (type == .message
+                + (type == .message || type == .direct
                     ? ProtocolLimits.messageSenderBlockSize
                     : type == .retained ? ProtocolLimits.retainedPrefixSize : type == .call || type == .response ? ProtocolLimits.callAllowance : 0)
             let over = Self.headerBytes(bodyLength: limit + excess - FrameHeader.size, type: type.rawValue)

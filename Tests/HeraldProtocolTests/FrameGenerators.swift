@@ -108,8 +108,16 @@ enum FrameGenerators {
         Frame.response(Response(senderID: value.0.0, sender: value.1, requestID: value.0.1, status: value.0.2, payload: value.2))
     }.eraseToAny()
 
+    static let send: FrameGenerator = zip(Gen.uint32(), Gen.uint64(), bytes(0...300), bytes(0...300)).map { value in
+        Frame.send(Send(requestID: value.0, target: value.1, topic: value.2, payload: value.3))
+    }.eraseToAny()
+
+    static let direct: FrameGenerator = zip(Gen.uint64(), credentials, bytes(0...300), bytes(0...300)).map { value in
+        Frame.direct(Delivery(senderID: value.0, sender: value.1, topic: value.2, payload: value.3))
+    }.eraseToAny()
+
     /// Any frame of any type.
     static let any = Gen.oneOf(
         hello, welcome, error, ping, pong, goodbye, ok, subscribe, unsubscribe, publish, message, dropped, retained, request,
-        call, reply, response)
+        call, reply, response, send, direct)
 }

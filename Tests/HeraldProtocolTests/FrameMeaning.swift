@@ -64,14 +64,14 @@ enum FrameMeaning {
                 Publish(
                     topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex"),
                     retain: try fields.bool("retain")))
-        case .message:
-            frame = .message(
-                Delivery(
+        case .message, .direct:
+            let delivery = Delivery(
                     senderID: try fields.u64("sender_id"),
                     sender: PeerCredentials(
                         pid: try fields.integer("sender_pid"), uid: try fields.integer("sender_uid"),
                         gid: try fields.integer("sender_gid")),
-                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
+                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex"))
+            frame = type == .direct ? .direct(delivery) : .message(delivery)
         case .dropped:
             frame = .dropped(DropNotice(messages: try fields.u64("messages"), bytes: try fields.u64("bytes")))
         case .retained:
@@ -100,6 +100,11 @@ enum FrameMeaning {
         case .reply:
             frame = .reply(
                 Reply(callID: try fields.integer("call_id"), status: try fields.integer("status"), payload: try fields.hexBytes("payload_hex")))
+        case .send:
+            frame = .send(
+                Send(
+                    requestID: try fields.integer("request_id"), target: try fields.u64("target"),
+                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
         case .response:
             frame = .response(
                 Response(

@@ -23,6 +23,8 @@ enum ProtocolNames {
         case .call: "call"
         case .reply: "reply"
         case .response: "response"
+        case .send: "send"
+        case .direct: "direct"
         }
     }
 

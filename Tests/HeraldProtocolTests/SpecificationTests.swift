@@ -41,9 +41,11 @@ import Testing
             // retained_quota_exceeded one of its quotas, not of bytes: ResourceLimitTests,
             // PolicyTests and RetainedTests pin them. duplicate_request, too_many_requests and
             // responder_busy need an earlier request or a responder's backlog, which one frame
-            // from a fresh session cannot have: RequestTests pins them.
+            // from a fresh session cannot have: RequestTests pins them. direct_not_accepted needs
+            // a target connection: DirectMessageTests pins it.
             let configurationDependent: Set = [
                 "frame_timeout", "forbidden", "retained_quota_exceeded", "duplicate_request", "too_many_requests", "responder_busy",
+                "direct_not_accepted",
             ]
             for name in names where !configurationDependent.contains(name) {
                 let pinned = vectors.contains { vector in

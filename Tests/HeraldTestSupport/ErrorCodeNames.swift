@@ -38,6 +38,8 @@ public enum ErrorCodeNames {
         case .duplicateRequest: "duplicate_request"
         case .unknownCall: "unknown_call"
         case .responderBusy: "responder_busy"
+        case .unknownPeer: "unknown_peer"
+        case .directNotAccepted: "direct_not_accepted"
         }
     }
 }

@@ -35,6 +35,10 @@ public struct BusOptions: Sendable {
     /// Which broker processes the bus talks to, checked on every connect and reconnect
     /// before HELLO is sent. Default: one running as this user or as root.
     public var brokerTrust: BrokerTrust
+    /// Whether other peers may send this bus messages by its peer id (``Bus/send(to:_:_:)``),
+    /// received through ``Bus/directMessages()``. Off by default: a bus that never reads
+    /// them must not accept them (a sender to it gets ``HeraldError/directNotAccepted(_:)``).
+    public var acceptsDirectMessages: Bool
 
     /// Creates options; every parameter has a default suited to ordinary use.
     public init(
@@ -45,7 +49,8 @@ public struct BusOptions: Sendable {
         subscriptionBufferLimit: Int = 8 << 20,
         connectTimeout: Duration = .seconds(5),
         reconnect: ReconnectPolicy? = ReconnectPolicy(),
-        brokerTrust: BrokerTrust = .ownUserOrRoot
+        brokerTrust: BrokerTrust = .ownUserOrRoot,
+        acceptsDirectMessages: Bool = false
     ) {
         self.clientName = clientName
         self.slowConsumerPolicy = slowConsumerPolicy
@@ -55,6 +60,7 @@ public struct BusOptions: Sendable {
         self.connectTimeout = connectTimeout
         self.reconnect = reconnect
         self.brokerTrust = brokerTrust
+        self.acceptsDirectMessages = acceptsDirectMessages
     }
 
     /// The process name from `/proc/self/comm`, or `herald-client` if it cannot be read.

@@ -46,6 +46,10 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The broker did not pass the request on: this connection has too many requests
     /// waiting, or every matching responder is too far behind (`message` says which).
     case requestRefused(String)
+    /// No connected peer has the id a direct message was sent to (``Bus/send(to:_:_:)``).
+    case unknownPeer(String)
+    /// The peer a direct message was sent to does not accept direct messages.
+    case directNotAccepted(String)
     /// The broker refused a request with an error this library has no specific case for.
     /// `code` is an ``ErrorCode`` raw value (possibly one newer than this library).
     case brokerError(code: UInt16, message: String)
@@ -78,6 +82,8 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         case .responderGone: .responderGone(frame.message)
         case .requestTimeout: .timeout
         case .tooManyRequests, .responderBusy: .requestRefused(frame.message)
+        case .unknownPeer: .unknownPeer(frame.message)
+        case .directNotAccepted: .directNotAccepted(frame.message)
         default: .brokerError(code: frame.code, message: frame.message)
         }
     }
@@ -118,6 +124,10 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
             "the request was not answered: \(message)"
         case .requestRefused(let message):
             "the broker did not pass the request on: \(message)"
+        case .unknownPeer(let message):
+            "the direct message was not delivered: \(message)"
+        case .directNotAccepted(let message):
+            "the direct message was not delivered: \(message)"
         case .brokerError(let code, let message):
             "broker error \(code)" + (ErrorCode(rawValue: code).map { " (\($0))" } ?? "") + ": \(message)"
         case .slowConsumerDisconnected(let message):

@@ -37,7 +37,7 @@ public final class Subscription: AsyncSequence, Sendable {
     let state: SubscriptionState
 
     /// The filter this subscription was created with (the first one, if there are several).
-    public var filter: String { filters[0] }
+    public var filter: String { filters.first ?? "" }
 
     init(bus: Bus, state: SubscriptionState) {
         self.bus = bus

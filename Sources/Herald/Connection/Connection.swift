@@ -115,6 +115,9 @@ final class Connection: Sendable {
     let publishBufferLimit: Int
     let out = Mutex(Outgoing())
     let control = Mutex(Control())
+    /// Where DIRECT frames go, if the bus accepts direct messages (``BusOptions/acceptsDirectMessages``):
+    /// a subscription the broker does not know of (no id is sent), fed by peer id instead of topic.
+    let directInbox: SubscriptionState?
     /// Bumped whenever `Control.subscriptions` changes; the I/O thread re-reads the table when it moves.
     let subscriptionsVersion = Atomic<UInt64>(0)
     /// Set by close() (or the Bus deinit); the I/O thread starts its bounded close.
@@ -126,6 +129,8 @@ final class Connection: Sendable {
         self.socket = socket
         self.wakeFD = wakeFD
         self.publishBufferLimit = max(1, options.publishBufferLimit)
+        directInbox = options.acceptsDirectMessages
+            ? SubscriptionState(filters: [], ids: [], limit: options.subscriptionBufferLimit) : nil
     }
 
     deinit {

@@ -49,6 +49,8 @@ extension Connection {
                     result.append((entry.state, filters))
                 }
             }
+            // Direct messages are matched by nothing: the inbox is a target with no filter.
+            if let directInbox { result.append((directInbox, [])) }
             return result
         }
     }
@@ -168,6 +170,7 @@ extension Connection {
         for ping in pings { ping(.failure(failure)) }
         let end: SubscriptionState.End = failSubscriptions && reason != nil ? .failed(failure) : .finished
         for subscription in subscriptions { subscription.end(end) }
+        directInbox?.end(end)
         for sink in sinks {
             sink.yield(.disconnected(reason))
             sink.finish()

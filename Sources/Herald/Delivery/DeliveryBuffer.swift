@@ -97,6 +97,12 @@ final class DeliveryBuffer: @unchecked Sendable {
         appendSingle(DeliveryRun(droppedBefore: UInt64(callID), length: frame.count, continuesTopic: false, call: true), frame, charge: charge)
     }
 
+    /// Appends one MESSAGE frame as a run of its own, with nothing special about it (a
+    /// direct message).
+    func appendAlone(frame: UnsafeRawBufferPointer, charge: Int) {
+        appendSingle(DeliveryRun(droppedBefore: 0, length: frame.count, continuesTopic: false), frame, charge: charge)
+    }
+
     /// Appends one frame as a run of its own, under `run`.
     private func appendSingle(_ run: DeliveryRun, _ frame: UnsafeRawBufferPointer, charge: Int) {
         let needed = DeliveryRun.size + frame.count

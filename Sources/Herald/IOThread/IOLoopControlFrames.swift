@@ -60,7 +60,9 @@ extension IOLoop {
             stageCall(call)
         case .response(let response):
             connection.takeCall(response.requestID)?(.success(response))
-        case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message, .request, .reply:
+        case .direct(let delivery):
+            stageDirect(delivery)
+        case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message, .request, .reply, .send:
             protocolViolation("the broker sent \(type), which brokers do not send after the handshake")
         }
     }
@@ -70,7 +72,7 @@ extension IOLoop {
     /// application has ended since gets nothing.
     func stageRetained(_ retained: RetainedDelivery) {
         let delivery = Delivery(senderID: retained.senderID, sender: retained.sender, topic: retained.topic, payload: retained.payload)
-        _ = stageAlone(delivery, for: retained.subscriptionID) { buffer, frame, charge in
+        _ = stageAlone(delivery, where: { $0.ids.contains(retained.subscriptionID) }) { buffer, frame, charge in
             buffer.appendRetained(frame: frame, retainedAt: max(1, retained.retainedAt), charge: charge)
         }
     }
@@ -80,7 +82,7 @@ extension IOLoop {
     /// the request is failed back to its requester at once rather than left to time out.
     func stageCall(_ call: Call) {
         let delivery = Delivery(senderID: call.senderID, sender: call.sender, topic: call.topic, payload: call.payload)
-        let staged = stageAlone(delivery, for: call.subscriptionID) { buffer, frame, charge in
+        let staged = stageAlone(delivery, where: { $0.ids.contains(call.subscriptionID) }) { buffer, frame, charge in
             buffer.appendCall(frame: frame, callID: call.callID, charge: charge)
         }
         if !staged {
@@ -89,15 +91,26 @@ extension IOLoop {
         }
     }
 
-    /// Stages `delivery` as a MESSAGE frame for subscription `subscriptionID` only, through
-    /// `append` (a run of its own). False if no current subscription has that id.
+    /// Stages a direct message for the bus's direct inbox (``Bus/directMessages()``). The
+    /// broker sends DIRECT only to a client that announced it accepts them, so a bus without
+    /// an inbox receiving one is a broker error.
+    func stageDirect(_ delivery: Delivery) {
+        guard let inbox = connection.directInbox else {
+            protocolViolation("the broker sent a DIRECT frame, which this client did not ask for")
+            return
+        }
+        _ = stageAlone(delivery, where: { $0 === inbox }) { buffer, frame, charge in buffer.appendAlone(frame: frame, charge: charge) }
+    }
+
+    /// Stages `delivery` as a MESSAGE frame for the one subscription `isTarget` picks, through
+    /// `append` (a run of its own). False if no current subscription is picked.
     private func stageAlone(
-        _ delivery: Delivery, for subscriptionID: UInt32, _ append: (DeliveryBuffer, UnsafeRawBufferPointer, Int) -> Void
+        _ delivery: Delivery, where isTarget: (SubscriptionState) -> Bool, _ append: (DeliveryBuffer, UnsafeRawBufferPointer, Int) -> Void
     ) -> Bool {
         // The target list is only re-read with nothing staged (as after an OK).
         deliverStaged()
         refreshTargetsIfNeeded()
-        guard let index = targets.firstIndex(where: { $0.state.ids.contains(subscriptionID) }) else { return false }
+        guard let index = targets.firstIndex(where: { isTarget($0.state) }) else { return false }
         let frame = FrameEncoder.encode(.message(delivery))
         let staged = targets[index].staged
         if staged.isEmpty { touched.append(index) }

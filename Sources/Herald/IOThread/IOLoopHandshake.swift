@@ -40,7 +40,8 @@ extension IOLoop {
         let hello = Hello(
             slowConsumerPolicy: options.slowConsumerPolicy,
             outputLimit: UInt32(clamping: max(0, options.outputLimit ?? 0)),
-            capabilities: Capabilities.retained | Capabilities.requests,
+            capabilities: Capabilities.retained | Capabilities.requests | Capabilities.direct
+                | (options.acceptsDirectMessages ? Capabilities.directInbox : 0),
             clientName: options.clientName)
         let helloBytes = FrameEncoder.encode(.hello(hello))
         var sent = 0

@@ -17,7 +17,7 @@ enum Failure {
         case .connectionClosed, .connectionLost, .slowConsumerDisconnected:
             ExitStatus.connectionLost
         case .invalidTopic, .invalidFilter, .messageTooLarge, .tooManySubscriptions, .brokerError, .closed, .forbidden,
-            .subscriptionRevoked, .retainedQuotaExceeded, .requestFailed, .requestRefused:
+            .subscriptionRevoked, .retainedQuotaExceeded, .requestFailed, .requestRefused, .unknownPeer, .directNotAccepted:
             ExitStatus.requestFailed
         case .noResponders, .responderGone:
             ExitStatus.noAnswer

@@ -50,8 +50,13 @@ final class PeerAccess {
 
     /// Whether a message on `topic` may be delivered to this identity.
     func mayReceive(_ topic: UnsafeRawBufferPointer) -> Bool {
-        if receivesEverything { return true }
-        return Self.decide(subscribeIndex.firstMatch(topic).map { subscribeRules[$0] }, defaultSubscribe, defaultLocation) == nil
+        receiveDenial(topic) == nil
+    }
+
+    /// The rule (or default) that keeps a message on `topic` from this identity, or nil.
+    func receiveDenial(_ topic: UnsafeRawBufferPointer) -> PolicyLocation? {
+        if receivesEverything { return nil }
+        return Self.decide(subscribeIndex.firstMatch(topic).map { subscribeRules[$0] }, defaultSubscribe, defaultLocation)
     }
 
     /// The rule (or default) that refuses a subscription to `filter`, or nil to accept it.

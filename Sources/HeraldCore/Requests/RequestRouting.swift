@@ -11,34 +11,9 @@ extension BrokerCore {
     /// fixed fields and `aux`, then the topic, shutdown, the policy, the request id, the
     /// connection's quota, and last whether anyone can answer.
     func handleRequest(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
-        let requestID = body.count >= 4 ? UInt32(littleEndian: body.loadUnaligned(as: UInt32.self)) : 0
-        guard header.flags == 0 else {
-            requestError(peer, .unsupportedFlags, requestID: requestID,
-                "REQUEST flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version; frame ignored")
-            return
-        }
-        guard body.count >= 8 else {
-            fail(peer, .malformedFrame, "REQUEST body of \(body.count) bytes is shorter than its 8 fixed bytes")
-            return
-        }
-        let topicLength = Int(header.aux)
-        guard topicLength <= body.count - 8 else {
-            fail(peer, .malformedFrame, "REQUEST topic length \(topicLength) exceeds the \(body.count - 8) bytes after its fixed fields")
-            return
-        }
-        let timeout = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-        let topic = UnsafeRawBufferPointer(rebasing: body[8..<8 + topicLength])
-        let payload = UnsafeRawBufferPointer(rebasing: body[(8 + topicLength)...])
-        if let problem = Topic.validatePublishable(topic, maxLength: configuration.maxTopicLength) {
-            requestError(peer, problem.errorCode(isFilter: false), requestID: requestID,
-                "request topic '\(String(decoding: topic.prefix(128), as: UTF8.self))' \(problem)")
-            return
-        }
-        guard !peer.pointee.drainingForShutdown else {
-            requestError(peer, .brokerShuttingDown, requestID: requestID,
-                "the broker is shutting down (it said GOODBYE); send the request to the next one")
-            return
-        }
+        guard let frame = checkAddressedFrame(peer, .request, header, body, fixedSize: 8) else { return }
+        let (requestID, topic, payload) = (frame.requestID, frame.topic, frame.payload)
+        let timeout = UInt32(littleEndian: frame.fixed.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         // Asking on a topic is publishing to it, as far as the policy is concerned.
         if let rule = peer.pointee.access.publishDenial(topic) {
             deny(peer, requestID: requestID, action: "requesting on", target: String(decoding: topic.prefix(128), as: UTF8.self), rule: rule)

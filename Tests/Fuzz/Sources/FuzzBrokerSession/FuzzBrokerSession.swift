@@ -35,7 +35,7 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var policyInForce = 0
     for index in 0..<2 {
         broker.feed(peers[index], FrameEncoder.encode(.hello(Hello(slowConsumerPolicy: index == 0 ? .drop : .backpressure,
-            outputLimit: 4096, capabilities: index == 0 ? Capabilities.retained : 0, clientName: "fuzz-\(index)"))))
+            outputLimit: 4096, capabilities: index == 0 ? Capabilities.retained | Capabilities.direct | Capabilities.directInbox : Capabilities.direct, clientName: "fuzz-\(index)"))))
         broker.feed(peers[index], FrameEncoder.encode(.subscribe(Subscribe(requestID: 1, subscriptionID: 1, filter: "#"))))
         // And answers requests on every topic, so fuzzed REQUESTs reach a responder and
         // fuzzed REPLYs may name a waiting call.
