@@ -13,7 +13,7 @@ import Logging
 /// ``expireDeadlines(now:)`` runs the timers. The concepts behind it live in one file each:
 /// `Admission`, `InputReassembly`, `Session`, `Router`, `SlowConsumer`, `Closing`,
 /// `Deadlines`, `Shutdown`, over the `PeerTable` and the `SubscriptionIndex`; whole features
-/// have rooms of their own: `Policy/`, `Retained/`, `Requests/`.
+/// have rooms of their own: `Policy/`, `Retained/`, `Requests/`, `Direct/`, `Presence/`.
 ///
 /// Memory safety: peers are reached through ``PeerPointer`` everywhere in the core, never
 /// retained or copied; ``PeerTable`` owns them and frees a removed one only at
@@ -28,6 +28,8 @@ public final class BrokerCore {
     let logger: Logger
     let brokerPID: UInt32
     let brokerUID: UInt32
+    /// The broker's group id: with its pid and uid, the sender of what the broker publishes itself.
+    let brokerGID: UInt32
     /// Counters for introspection.
     public internal(set) var statistics = BrokerStatistics()
 
@@ -83,12 +85,14 @@ public final class BrokerCore {
     /// never reads a clock itself.
     public var wallClock: () -> UInt64 = { 0 }
 
-    /// Creates a core with `configuration`, reporting `brokerPID`/`brokerUID` in WELCOME.
-    public init(configuration: BrokerConfiguration, logger: Logger, brokerPID: UInt32, brokerUID: UInt32) {
+    /// Creates a core with `configuration`, reporting `brokerPID`/`brokerUID` in WELCOME (and
+    /// with `brokerGID`, as the sender of the `$SYS` messages it publishes).
+    public init(configuration: BrokerConfiguration, logger: Logger, brokerPID: UInt32, brokerUID: UInt32, brokerGID: UInt32 = 0) {
         self.configuration = configuration
         self.logger = logger
         self.brokerPID = brokerPID
         self.brokerUID = brokerUID
+        self.brokerGID = brokerGID
         touched.reserveCapacity(1024)
     }
 

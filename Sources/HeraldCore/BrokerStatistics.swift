@@ -70,4 +70,8 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var directDelivered: UInt64 = 0
     /// SENDs refused because the target is not connected or does not accept direct messages.
     public var directRefused: UInt64 = 0
+    /// `$SYS/peers/connected` and `$SYS/peers/disconnected` events published.
+    public var presenceEvents: UInt64 = 0
+    /// Last wills published for peers that went without GOODBYE.
+    public var willsPublished: UInt64 = 0
 }

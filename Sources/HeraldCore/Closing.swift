@@ -45,9 +45,9 @@ extension BrokerCore {
     /// lingering peers, the peer gets one write attempt and no linger.
     func startClosing(_ peer: PeerPointer, reason: String, linger: Double? = nil) {
         guard peer.pointee.isOpen else { return }
+        peer.pointee.closeReason = reason
         dropState(of: peer)
         peer.pointee.state = .closing
-        peer.pointee.closeReason = reason
         peer.pointee.closeDeadline = clock + (linger ?? configuration.closeLinger)
         if !peer.pointee.closeImmediately {
             // A stopping broker lets every peer linger for the grace period: it exits then anyway.
@@ -65,7 +65,11 @@ extension BrokerCore {
     /// Removes `peer`'s subscriptions and input, releases the publishers it held paused,
     /// and takes it out of the handshake count.
     func dropState(of peer: PeerPointer) {
+        // Its subscriptions go first, so it hears neither its will nor its own departure;
+        // then, while it is still open, its will goes out as its own PUBLISH.
         removeSubscriptions(of: peer)
+        fireLastWill(of: peer)
+        if peer.pointee.wasWelcomed { announcePresence(of: peer, connected: false, reason: peer.pointee.closeReason) }
         dropRequests(of: peer)
         releaseInput(peer)
         leaveHandshake(peer)
@@ -111,7 +115,10 @@ extension BrokerCore {
     func remove(_ peer: PeerPointer, reason: String) {
         guard peer.pointee.state != .closed else { return }
         let wasClosing = peer.pointee.state == .closing
-        if !wasClosing { dropState(of: peer) }
+        if !wasClosing {
+            peer.pointee.closeReason = reason
+            dropState(of: peer)
+        }
         if peer.pointee.chargedToUser {
             peer.pointee.chargedToUser = false
             charge(peer.pointee.credentials.uid) { $0.connections -= 1 }

@@ -55,6 +55,11 @@ struct Peer: ~Copyable {
     var countedAsLingering = false
     /// Whether the peer was ever welcomed (its disconnect is worth an info line).
     var wasWelcomed = false
+    /// The peer said GOODBYE: its last will is not published.
+    var saidGoodbye = false
+    /// The PUBLISH frame (header included) the broker sends for this peer if it goes
+    /// without GOODBYE (WILL, `Presence`), or nil.
+    var lastWill: [UInt8]?
     /// Whether this peer counts against the handshake limits (admitted, no WELCOME yet).
     var countedInHandshake = false
     /// Whether this peer counts against its uid's connection quota (it was admitted).

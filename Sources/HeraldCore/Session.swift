@@ -24,6 +24,9 @@ extension BrokerCore {
         case .send:
             handleSend(peer, header, body)
             return
+        case .will:
+            handleWill(peer, header, body)
+            return
         default:
             break
         }
@@ -53,6 +56,7 @@ extension BrokerCore {
         case .pong:
             break  // The broker sends no PINGs yet; an unsolicited PONG is harmless.
         case .goodbye:
+            peer.pointee.saidGoodbye = true
             enqueue(.goodbye(Goodbye(reason: 0, message: "goodbye")), to: peer)
             startClosing(peer, reason: "client said goodbye")
         case .unsubscribe(let request):
@@ -63,8 +67,8 @@ extension BrokerCore {
             }
             enqueue(.ok(requestID: request.requestID), to: peer)
         case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .direct, .subscribe, .publish, .request, .reply,
-            .send:
-            // checkHeader refused the broker's types; SUBSCRIBE, PUBLISH, REQUEST, REPLY and SEND go elsewhere.
+            .send, .will:
+            // checkHeader refused the broker's types; SUBSCRIBE, PUBLISH, REQUEST, REPLY, SEND and WILL go elsewhere.
             preconditionFailure("\(type) reached the control-frame handler")
         }
     }
@@ -110,6 +114,7 @@ extension BrokerCore {
             "peer connected",
             metadata: peerMetadata(peer, ["gid": "\(peer.pointee.credentials.gid)", "policy": "\(policy)",
                 "output_limit": "\(limit)"]))
+        announcePresence(of: peer, connected: true)
     }
 
     /// Removes `peer`'s subscription `subscriptionID` from the index and its uid's quota;

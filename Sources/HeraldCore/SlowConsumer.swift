@@ -7,7 +7,9 @@ extension BrokerCore {
     /// Applies `subscriber`'s slow-consumer policy to a delivery that does not fit (in its
     /// output limit, or, for a subscriber that is behind, in its uid's queued-output quota),
     /// or that follows a run of drops. Returns whether the delivery should be queued.
-    func admitOverLimit(_ subscriber: PeerPointer, publisher: PeerPointer, length: Int) -> Bool {
+    /// `publisher` is nil for what the broker publishes itself; it is never paused, so a
+    /// backpressure subscriber is not sent broker messages through here.
+    func admitOverLimit(_ subscriber: PeerPointer, publisher: PeerPointer?, length: Int) -> Bool {
         let limit = subscriber.pointee.outputLimit
         let queued = subscriber.pointee.output.count
         // Only a subscriber that is itself behind pays for its uid's quota: its siblings
@@ -50,6 +52,7 @@ extension BrokerCore {
         case .backpressure:
             // Lossless: queue it anyway (the overshoot is bounded by one read batch of the
             // publisher) and stop reading the publisher until this subscriber drains.
+            guard let publisher else { return true }
             if !subscriber.pointee.pausedPublishers.contains(publisher.pointee.id) {
                 subscriber.pointee.pausedPublishers.append(publisher.pointee.id)
                 publisher.pointee.blockedOnCount += 1

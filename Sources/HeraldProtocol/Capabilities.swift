@@ -20,6 +20,10 @@ public enum Capabilities {
     /// (a client that never reads them must not be sent them).
     public static let directInbox: UInt32 = 0x0000_0008
 
+    /// The client may set a last will (WILL, 0x1A). A broker that confirms it in WELCOME
+    /// handles WILL and publishes `$SYS/peers/connected` and `$SYS/peers/disconnected`.
+    public static let lastWill: UInt32 = 0x0000_0010
+
     /// Every capability this implementation knows.
-    public static let known: UInt32 = retained | requests | direct | directInbox
+    public static let known: UInt32 = retained | requests | direct | directInbox | lastWill
 }

@@ -51,7 +51,7 @@ public enum FrameDecoder {
         let allowedFlags: UInt8 =
             switch type {
             case .error: FrameFlags.fatal
-            case .publish: FrameFlags.retain
+            case .publish, .will: FrameFlags.retain
             case .subscribe: FrameFlags.responder
             default: 0
             }
@@ -192,6 +192,12 @@ public enum FrameDecoder {
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
             frame = .send(Send(requestID: requestID, target: target, topic: topic, payload: reader.rest()))
+        case .will:
+            let requestID = try reader.u32()
+            let topicLength = Int(header.aux)
+            guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
+            let topic = try reader.bytes(topicLength)
+            frame = .will(Will(requestID: requestID, topic: topic, payload: reader.rest(), retain: header.flags & FrameFlags.retain != 0))
         case .response:
             let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
             let requestID = try reader.u32()

@@ -105,6 +105,12 @@ public enum FrameEncoder {
             buffer.appendLE(send.target)
             buffer.append(contentsOf: send.topic)
             buffer.append(contentsOf: send.payload)
+        case .will(let will):
+            aux = UInt16(truncatingIfNeeded: will.topic.count)
+            flags = will.retain ? FrameFlags.retain : 0
+            buffer.appendLE(will.requestID)
+            buffer.append(contentsOf: will.topic)
+            buffer.append(contentsOf: will.payload)
         case .response(let response):
             appendSenderBlock(SenderBlock(senderID: response.senderID, credentials: response.sender), to: &buffer)
             buffer.appendLE(response.requestID)

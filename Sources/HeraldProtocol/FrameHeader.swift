@@ -54,7 +54,7 @@ public struct FrameHeader: Equatable, Sendable {
 public enum FrameFlags {
     /// ERROR: the broker closes the connection after this frame.
     public static let fatal: UInt8 = 0x01
-    /// PUBLISH: the broker keeps this message as the topic's retained message (an empty
+    /// PUBLISH (and WILL, for the will's publish): the broker keeps this message as the topic's retained message (an empty
     /// payload clears it) and gives it to every later matching subscription.
     public static let retain: UInt8 = 0x01
     /// SUBSCRIBE: a responder subscription, which receives the REQUESTs on matching topics

@@ -38,22 +38,25 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case send = 0x18
     /// Broker → client: a message sent to this client alone, stamped with its sender.
     case direct = 0x19
+    /// Client → broker: the message the broker publishes for this client if it goes away
+    /// without GOODBYE (its last will); answered OK or ERROR.
+    case will = 0x1A
 
     /// Whether clients send this type (HELLO, PING, PONG, GOODBYE, SUBSCRIBE, UNSUBSCRIBE,
-    /// PUBLISH, REQUEST, REPLY, SEND). A broker that receives any other defined type answers
+    /// PUBLISH, REQUEST, REPLY, SEND, WILL). A broker that receives any other defined type answers
     /// `unexpected_frame`.
     public var isSentByClients: Bool {
         switch self {
-        case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish, .request, .reply, .send: true
+        case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish, .request, .reply, .send, .will: true
         case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .direct: false
         }
     }
 
     /// Whether `aux` holds the topic length (PUBLISH, MESSAGE, RETAINED, REQUEST, CALL, SEND,
-    /// DIRECT); it must be 0 in every other type.
+    /// DIRECT, WILL); it must be 0 in every other type.
     public var carriesTopicLength: Bool {
         switch self {
-        case .publish, .message, .retained, .request, .call, .send, .direct: true
+        case .publish, .message, .retained, .request, .call, .send, .direct, .will: true
         default: false
         }
     }
@@ -79,6 +82,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .response: "RESPONSE"
         case .send: "SEND"
         case .direct: "DIRECT"
+        case .will: "WILL"
         }
     }
 }

@@ -379,6 +379,32 @@ public struct Send: Equatable, Sendable {
     }
 }
 
+/// WILL: the message the broker publishes on this client's behalf if the connection ends
+/// without GOODBYE (PROTOCOL.md §4.20). An empty topic with an empty payload clears it.
+public struct Will: Equatable, Sendable {
+    /// Correlates the broker's OK or ERROR.
+    public var requestID: UInt32
+    /// Topic bytes (UTF-8 when valid); empty to clear the will.
+    public var topic: [UInt8]
+    /// Opaque payload.
+    public var payload: [UInt8]
+    /// Whether the will is published retained (flag 0x01).
+    public var retain: Bool
+
+    /// Creates a WILL body.
+    public init(requestID: UInt32, topic: [UInt8], payload: [UInt8], retain: Bool = false) {
+        self.requestID = requestID
+        self.topic = topic
+        self.payload = payload
+        self.retain = retain
+    }
+
+    /// Creates a WILL body from a topic string.
+    public init(requestID: UInt32, topic: String, payload: [UInt8], retain: Bool = false) {
+        self.init(requestID: requestID, topic: Array(topic.utf8), payload: payload, retain: retain)
+    }
+}
+
 /// Any frame of protocol version 1, decoded.
 public enum Frame: Equatable, Sendable {
     case hello(Hello)
@@ -401,6 +427,7 @@ public enum Frame: Equatable, Sendable {
     case send(Send)
     /// DIRECT: laid out exactly as MESSAGE (sender block, topic, payload).
     case direct(Delivery)
+    case will(Will)
 
     /// The frame's type byte.
     public var type: FrameType {
@@ -424,6 +451,7 @@ public enum Frame: Equatable, Sendable {
         case .response: .response
         case .send: .send
         case .direct: .direct
+        case .will: .will
         }
     }
 }

@@ -194,7 +194,8 @@ struct HeralddCommand: ParsableCommand {
         }
 
         let core = BrokerCore(
-            configuration: configuration, logger: logger, brokerPID: UInt32(getpid()), brokerUID: UInt32(getuid()))
+            configuration: configuration, logger: logger, brokerPID: UInt32(getpid()), brokerUID: UInt32(getuid()),
+            brokerGID: UInt32(getgid()))
         let server: EpollServer
         do {
             server = try EpollServer(core: core, listeners: listeners, logger: logger)

@@ -116,8 +116,12 @@ enum FrameGenerators {
         Frame.direct(Delivery(senderID: value.0, sender: value.1, topic: value.2, payload: value.3))
     }.eraseToAny()
 
+    static let will: FrameGenerator = zip(Gen.uint32(), bytes(0...300), bytes(0...300), Gen.bool).map {
+        Frame.will(Will(requestID: $0.0, topic: $0.1, payload: $0.2, retain: $0.3))
+    }.eraseToAny()
+
     /// Any frame of any type.
     static let any = Gen.oneOf(
         hello, welcome, error, ping, pong, goodbye, ok, subscribe, unsubscribe, publish, message, dropped, retained, request,
-        call, reply, response, send, direct)
+        call, reply, response, send, direct, will)
 }

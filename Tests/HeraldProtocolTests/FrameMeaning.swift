@@ -100,6 +100,11 @@ enum FrameMeaning {
         case .reply:
             frame = .reply(
                 Reply(callID: try fields.integer("call_id"), status: try fields.integer("status"), payload: try fields.hexBytes("payload_hex")))
+        case .will:
+            frame = .will(
+                Will(
+                    requestID: try fields.integer("request_id"), topic: try topic(&fields, context: context),
+                    payload: try fields.hexBytes("payload_hex"), retain: try fields.bool("retain")))
         case .send:
             frame = .send(
                 Send(

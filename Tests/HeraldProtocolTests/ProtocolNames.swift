@@ -25,6 +25,7 @@ enum ProtocolNames {
         case .response: "response"
         case .send: "send"
         case .direct: "direct"
+        case .will: "will"
         }
     }
 

@@ -75,6 +75,14 @@ public final class Bus: Sendable {
         }
         let connection = try Connection.create(address: resolved, options: options)
         let welcome = try await connection.start().get()
+        if options.lastWill != nil {
+            guard UInt32(welcome.capabilities) & Capabilities.lastWill != 0 else {
+                connection.requestClose()
+                await connection.waitUntilExited()
+                throw .handshakeFailed("this broker does not support last wills (it did not confirm the 'last_will' capability)")
+            }
+            if let frame = connection.willFrame() { _ = connection.enqueue(frame) }
+        }
         return Bus(connection: connection, welcome: welcome)
     }
 

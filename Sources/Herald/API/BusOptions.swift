@@ -39,6 +39,8 @@ public struct BusOptions: Sendable {
     /// received through ``Bus/directMessages()``. Off by default: a bus that never reads
     /// them must not accept them (a sender to it gets ``HeraldError/directNotAccepted(_:)``).
     public var acceptsDirectMessages: Bool
+    /// What the broker publishes for this bus if it goes away without ``Bus/close()``; see ``LastWill``.
+    public var lastWill: LastWill?
 
     /// Creates options; every parameter has a default suited to ordinary use.
     public init(
@@ -50,7 +52,8 @@ public struct BusOptions: Sendable {
         connectTimeout: Duration = .seconds(5),
         reconnect: ReconnectPolicy? = ReconnectPolicy(),
         brokerTrust: BrokerTrust = .ownUserOrRoot,
-        acceptsDirectMessages: Bool = false
+        acceptsDirectMessages: Bool = false,
+        lastWill: LastWill? = nil
     ) {
         self.clientName = clientName
         self.slowConsumerPolicy = slowConsumerPolicy
@@ -61,6 +64,7 @@ public struct BusOptions: Sendable {
         self.reconnect = reconnect
         self.brokerTrust = brokerTrust
         self.acceptsDirectMessages = acceptsDirectMessages
+        self.lastWill = lastWill
     }
 
     /// The process name from `/proc/self/comm`, or `herald-client` if it cannot be read.

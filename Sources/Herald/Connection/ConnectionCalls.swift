@@ -53,6 +53,26 @@ extension Connection {
         return true
     }
 
+    /// The WILL frame for ``BusOptions/lastWill``, registered as a request whose refusal is
+    /// reported like a refused publish (by the next flush); nil without a will. Call with the
+    /// `control` lock not held.
+    func willFrame() -> [UInt8]? {
+        guard let will = options.lastWill else { return nil }
+        let requestID = control.withLock { state in
+            let requestID = state.takeRequestID()
+            state.pendingRequests[requestID] = PendingRequest(filter: nil, subscriptionID: nil, completion: willCompletion)
+            return requestID
+        }
+        return FrameEncoder.encode(.will(Will(requestID: requestID, topic: will.topic, payload: will.payload, retain: will.retain)))
+    }
+
+    /// What happens to the broker's answer to WILL: a refusal is reported by the next flush.
+    var willCompletion: Completion {
+        { [weak self] result in
+            if case .failure(let error) = result { self?.recordPublishError(error) }
+        }
+    }
+
     /// Sends the REPLY to call `callID`.
     func reply(callID: UInt32, status: UInt32, payload: [UInt8]) throws(HeraldError) {
         if let rejection = enqueue(FrameEncoder.encode(.reply(Reply(callID: callID, status: status, payload: payload)))) {

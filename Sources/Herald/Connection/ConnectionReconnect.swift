@@ -90,6 +90,15 @@ extension Connection {
                         Subscribe(requestID: requestID, subscriptionID: id, filter: subscription.filter.text, responder: subscription.responder)),
                     into: &requests)
             }
+            // The last will first of all, for the new session (a pending one from the old
+            // session has no answer coming: it settles as done).
+            if let will = options.lastWill {
+                let requestID = state.takeRequestID()
+                state.pendingRequests[requestID] = PendingRequest(filter: nil, subscriptionID: nil, completion: willCompletion)
+                var willFrame = FrameEncoder.encode(.will(Will(requestID: requestID, topic: will.topic, payload: will.payload, retain: will.retain)))
+                willFrame.append(contentsOf: requests)
+                requests = willFrame
+            }
             for token in state.pendingPings.keys.sorted() { FrameEncoder.encode(.ping(token: token), into: &pings) }
             return unsubscribes
         }

@@ -40,7 +40,7 @@ extension IOLoop {
         let hello = Hello(
             slowConsumerPolicy: options.slowConsumerPolicy,
             outputLimit: UInt32(clamping: max(0, options.outputLimit ?? 0)),
-            capabilities: Capabilities.retained | Capabilities.requests | Capabilities.direct
+            capabilities: Capabilities.retained | Capabilities.requests | Capabilities.direct | Capabilities.lastWill
                 | (options.acceptsDirectMessages ? Capabilities.directInbox : 0),
             clientName: options.clientName)
         let helloBytes = FrameEncoder.encode(.hello(hello))
