@@ -19,8 +19,10 @@ extension BrokerCore {
     /// fields and `aux` (fatal `malformed_frame`), the topic (`invalid_topic` and kin), and
     /// that the broker is not shutting down (`broker_shutting_down`). Returns nil after
     /// answering if one fails.
+    /// With `brokerTopics`, a `$SYS/broker/…` topic passes (the broker answers requests there).
     func checkAddressedFrame(
-        _ peer: PeerPointer, _ type: FrameType, _ header: FrameHeader, _ body: UnsafeRawBufferPointer, fixedSize: Int
+        _ peer: PeerPointer, _ type: FrameType, _ header: FrameHeader, _ body: UnsafeRawBufferPointer, fixedSize: Int,
+        brokerTopics: Bool = false
     ) -> AddressedFrame? {
         let requestID = body.count >= 4 ? UInt32(littleEndian: body.loadUnaligned(as: UInt32.self)) : 0
         guard header.flags == 0 else {
@@ -39,7 +41,9 @@ extension BrokerCore {
             return nil
         }
         let topic = UnsafeRawBufferPointer(rebasing: body[fixedSize..<fixedSize + topicLength])
-        if let problem = Topic.validatePublishable(topic, maxLength: configuration.maxTopicLength) {
+        if let problem = Topic.validatePublishable(topic, maxLength: configuration.maxTopicLength),
+            !(brokerTopics && problem == .reserved && Self.isBrokerServed(topic))
+        {
             requestError(peer, problem.errorCode(isFilter: false), requestID: requestID,
                 "\(type) topic '\(String(decoding: topic.prefix(128), as: UTF8.self))' \(problem)")
             return nil

@@ -84,6 +84,9 @@ public final class BrokerCore {
     /// stored (its `retained_at`). The server sets it (CLOCK_REALTIME); like `now`, the core
     /// never reads a clock itself.
     public var wallClock: () -> UInt64 = { 0 }
+    /// The name of process `pid` (its `comm`), for introspection; the server reads it from
+    /// /proc, the core does no I/O.
+    public var processName: (UInt32) -> String? = { _ in nil }
 
     /// Creates a core with `configuration`, reporting `brokerPID`/`brokerUID` in WELCOME (and
     /// with `brokerGID`, as the sender of the `$SYS` messages it publishes).

@@ -74,4 +74,6 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var presenceEvents: UInt64 = 0
     /// Last wills published for peers that went without GOODBYE.
     public var willsPublished: UInt64 = 0
+    /// Requests the broker answered itself ($SYS/broker/peers, $SYS/broker/stats).
+    public var introspectionRequests: UInt64 = 0
 }

@@ -111,6 +111,8 @@ struct Peer: ~Copyable {
     // Per-peer counters for introspection.
     var messagesPublished: UInt64 = 0
     var messagesReceived: UInt64 = 0
+    /// When the peer was welcomed, in wall-clock nanoseconds since the Unix epoch (introspection).
+    var connectedAt: UInt64 = 0
 
     init(
         slot: PeerSlot, id: UInt64, credentials: PeerCredentials, identity: PeerIdentity, access: PeerAccess,

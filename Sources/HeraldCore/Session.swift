@@ -95,6 +95,7 @@ extension BrokerCore {
         leaveHandshake(peer)
         peer.pointee.state = .active
         peer.pointee.wasWelcomed = true
+        peer.pointee.connectedAt = wallClock()
         peer.pointee.name = hello.clientName
         peer.pointee.capabilities = hello.capabilities & Capabilities.known
         let policy = hello.slowConsumerPolicy ?? configuration.defaultSlowConsumerPolicy

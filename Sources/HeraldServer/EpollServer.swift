@@ -124,6 +124,7 @@ public final class EpollServer {
         self.listeners = listeners
         self.logger = logger
         core.wallClock = MonotonicClock.wallNanoseconds
+        core.processName = ProcessNames.comm
         herald_ignore_sigpipe()
         epollFD = herald_epoll_create()
         guard epollFD >= 0 else { throw .cannotCreateEventLoop(errno: herald_errno()) }

@@ -122,3 +122,38 @@ struct CLIIntegrationTests {
         #expect(broker.log.contains("uid=65534"))
     }
 }
+
+/// `herald peers` and `herald stats` against a real heraldd.
+@Suite("herald peers and stats", .timeLimit(.minutes(1)))
+struct IntrospectionCLITests {
+    @Test func peersAndStatsShowWhoIsConnectedAndWhatTheyUse() async throws {
+        let broker = try await BrokerProcess()
+        let service = try await Bus.connect(to: broker.address, options: BusOptions(clientName: "battery-service"))
+        defer { Task { await service.close() } }
+        let power = try await service.subscribe("power/#")  // kept: releasing it unsubscribes
+        try await service.publish("power/battery", "87", retain: true)
+        try await service.flush()
+
+        let (status, output, errors) = try await CLIProcess.run(["peers", "--address", broker.address])
+        #expect(status == 0, "\(errors)")
+        let lines = output.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("PEER") == true, "\(output)")
+        let row = try #require(lines.first { $0.contains("battery-service") }, "\(output)")
+        #expect(row.contains("\(getpid())") && row.contains("active"), "\(row)")
+
+        let peers = try await service.peers()
+        #expect(peers.contains { $0.peer == service.peerID && $0.subscriptions.map(\.filter) == ["power/#"] && $0.published == 1 })
+
+        let (statsStatus, stats, statsErrors) = try await CLIProcess.run(["stats", "--address", broker.address])
+        #expect(statsStatus == 0, "\(statsErrors)")
+        #expect(stats.contains("messages published") && stats.contains("retained messages held"), "\(stats)")
+        #expect(stats.contains("quota"), "\(stats)")
+        let (jsonStatus, json, _) = try await CLIProcess.run(["stats", "--address", broker.address, "--json"])
+        #expect(jsonStatus == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        #expect((object?["retained"] as? [String: Any])?["messages"] as? Int == 1)
+        let report = try await service.brokerStatistics()
+        #expect(report.counters["messages_published"] == 1 && report.uids.contains { $0.uid == getuid() && $0.retainedMessages == 1 })
+        _ = power
+    }
+}

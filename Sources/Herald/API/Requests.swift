@@ -36,7 +36,8 @@ extension Bus {
             throw .brokerError(code: ErrorCode.unexpectedFrame.rawValue,
                 message: "this broker does not support request/reply (it did not confirm the 'requests' capability)")
         }
-        let topicBytes = try validatedTopic(topic)
+        // The broker answers requests on $SYS/broker/… itself (see Bus.peers()).
+        let topicBytes = try validatedTopic(topic, brokerTopics: true)
         let bytes = Array(payload)
         let size = FrameHeader.size + 8 + topicBytes.count + bytes.count
         guard size <= broker.maxFrameSize else { throw .messageTooLarge(size: size, maximum: broker.maxFrameSize) }
@@ -82,11 +83,14 @@ extension Bus {
     }
 
     /// The UTF-8 of `topic` if it may be published to (requests follow the topic rules of
-    /// publishing); throws ``HeraldError/invalidTopic(_:reason:)`` otherwise.
-    func validatedTopic(_ topic: String) throws(HeraldError) -> [UInt8] {
+    /// publishing; with `brokerTopics`, the broker's own `$SYS/broker/…` topics pass too);
+    /// throws ``HeraldError/invalidTopic(_:reason:)`` otherwise.
+    func validatedTopic(_ topic: String, brokerTopics: Bool = false) throws(HeraldError) -> [UInt8] {
         let bytes = Array(topic.utf8)
         let problem = bytes.withUnsafeBytes { Topic.validatePublishable($0, maxLength: broker.maxTopicLength) }
-        if let problem { throw .invalidTopic(topic, reason: "it \(problem)") }
+        if let problem, !(brokerTopics && problem == .reserved && topic.hasPrefix("$SYS/broker/")) {
+            throw .invalidTopic(topic, reason: "it \(problem)")
+        }
         return bytes
     }
 }

@@ -11,8 +11,12 @@ extension BrokerCore {
     /// fixed fields and `aux`, then the topic, shutdown, the policy, the request id, the
     /// connection's quota, and last whether anyone can answer.
     func handleRequest(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
-        guard let frame = checkAddressedFrame(peer, .request, header, body, fixedSize: 8) else { return }
+        guard let frame = checkAddressedFrame(peer, .request, header, body, fixedSize: 8, brokerTopics: true) else { return }
         let (requestID, topic, payload) = (frame.requestID, frame.topic, frame.payload)
+        if Self.isBrokerServed(topic) {
+            answerBrokerRequest(peer, requestID: requestID, topic: topic)
+            return
+        }
         let timeout = UInt32(littleEndian: frame.fixed.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         // Asking on a topic is publishing to it, as far as the policy is concerned.
         if let rule = peer.pointee.access.publishDenial(topic) {

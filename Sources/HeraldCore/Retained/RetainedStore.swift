@@ -78,6 +78,9 @@ public struct RetainedStore: Sendable {
     /// What `uid`'s retained messages take.
     public func usage(of uid: UInt32) -> Usage { usageByUID[uid, default: Usage()] }
 
+    /// Every uid that holds retained messages.
+    public var uids: [UInt32] { Array(usageByUID.keys) }
+
     /// The retained message on `topic`, if any.
     public func message(on topic: [UInt8]) -> RetainedMessage? { messages[topic] }
 
