@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Herald
 
 /// `herald peers`: who is connected to the broker.
@@ -21,30 +20,20 @@ struct PeersCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let bus = try await connection.connect()
-        do {
-            if json {
-                let answer = try await bus.request("$SYS/broker/peers", [UInt8]())
-                (answer.payload + [0x0A]).withUnsafeBytes { _ = Output(fd: 1).write($0) }
-            } else {
-                let peers = try await bus.peers()
-                var table = TextTable(
-                    ["PEER", "NAME", "PID", "UID", "PROCESS", "STATE", "SUBS", "QUEUED", "PUBLISHED", "RECEIVED", "DROPPED"],
-                    numeric: [0, 2, 3, 6, 7, 8, 9, 10])
-                for peer in peers {
-                    table.add([
-                        "\(peer.peer)", peer.name.isEmpty ? "-" : peer.name, "\(peer.processExited ? 0 : peer.pid)", "\(peer.uid)",
-                        peer.processExited ? "(exited)" : (peer.process.isEmpty ? "-" : peer.process),
-                        peer.peer == bus.peerID ? "\(peer.state) (this)" : peer.state, "\(peer.subscriptions.count)",
-                        "\(peer.queuedBytes)", "\(peer.published)", "\(peer.received)", "\(peer.dropped)",
-                    ])
-                }
-                Output(fd: 1).write(table.text)
+        try await BrokerQuery.run(connection, topic: "$SYS/broker/peers", json: json) { bus throws(HeraldError) in
+            let peers = try await bus.peers()
+            var table = TextTable(
+                ["PEER", "NAME", "PID", "UID", "PROCESS", "STATE", "SUBS", "QUEUED", "PUBLISHED", "RECEIVED", "DROPPED"],
+                numeric: [0, 2, 3, 6, 7, 8, 9, 10])
+            for peer in peers {
+                table.add([
+                    "\(peer.peer)", peer.name.isEmpty ? "-" : peer.name, "\(peer.processExited ? 0 : peer.pid)", "\(peer.uid)",
+                    peer.processExited ? "(exited)" : (peer.process.isEmpty ? "-" : peer.process),
+                    peer.peer == bus.peerID ? "\(peer.state) (this)" : peer.state, "\(peer.subscriptions.count)",
+                    "\(peer.queuedBytes)", "\(peer.published)", "\(peer.received)", "\(peer.dropped)",
+                ])
             }
-        } catch {
-            await bus.close()
-            throw Failure.report(error)
+            return table.text
         }
-        await bus.close()
     }
 }

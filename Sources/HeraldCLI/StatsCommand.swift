@@ -20,42 +20,32 @@ struct StatsCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let bus = try await connection.connect()
-        do {
-            if json {
-                let answer = try await bus.request("$SYS/broker/stats", [UInt8]())
-                (answer.payload + [0x0A]).withUnsafeBytes { _ = Output(fd: 1).write($0) }
-            } else {
-                let stats = try await bus.brokerStatistics()
-                var text = "\(stats.broker.name) (pid \(stats.broker.pid), uid \(stats.broker.uid))\n\n"
-                var counters = TextTable(["COUNTER", "VALUE"], numeric: [1])
-                for (name, value) in stats.counters.sorted(by: { $0.key < $1.key }) {
-                    counters.add([name.replacingOccurrences(of: "_", with: " "), "\(value)"])
-                }
-                counters.add(["retained messages held", "\(stats.retained.messages)"])
-                counters.add(["retained bytes held", "\(stats.retained.bytes)"])
-                counters.add(["requests waiting for a reply", "\(stats.waitingRequests)"])
-                text += counters.text + "\n"
-                var users = TextTable(["UID", "CONNECTIONS", "SUBSCRIPTIONS", "QUEUED BYTES", "RETAINED", "RETAINED BYTES"], numeric: [0, 1, 2, 3, 4, 5])
-                for usage in stats.uids {
-                    users.add([
-                        "\(usage.uid)", "\(usage.connections)", "\(usage.subscriptions)", "\(usage.queuedBytes)",
-                        "\(usage.retainedMessages)", "\(usage.retainedBytes)",
-                    ])
-                }
-                let limits = stats.limits
-                users.add([
-                    "quota", "\(limits["max_connections_per_uid"] ?? 0)", "\(limits["max_subscriptions_per_uid"] ?? 0)",
-                    "\(limits["max_queued_bytes_per_uid"] ?? 0)", "\(limits["max_retained_per_uid"] ?? 0)",
-                    "\(limits["max_retained_bytes_per_uid"] ?? 0)",
-                ])
-                text += users.text
-                Output(fd: 1).write(text)
+        try await BrokerQuery.run(connection, topic: "$SYS/broker/stats", json: json) { bus throws(HeraldError) in
+            let stats = try await bus.brokerStatistics()
+            var text = "\(stats.broker.name) (pid \(stats.broker.pid), uid \(stats.broker.uid))\n\n"
+            var counters = TextTable(["COUNTER", "VALUE"], numeric: [1])
+            for (name, value) in stats.counters.sorted(by: { $0.key < $1.key }) {
+                counters.add([name.replacingOccurrences(of: "_", with: " "), "\(value)"])
             }
-        } catch {
-            await bus.close()
-            throw Failure.report(error)
+            counters.add(["retained messages held", "\(stats.retained.messages)"])
+            counters.add(["retained bytes held", "\(stats.retained.bytes)"])
+            counters.add(["requests waiting for a reply", "\(stats.waitingRequests)"])
+            text += counters.text + "\n"
+            var users = TextTable(
+                ["UID", "CONNECTIONS", "SUBSCRIPTIONS", "QUEUED BYTES", "RETAINED", "RETAINED BYTES"], numeric: [0, 1, 2, 3, 4, 5])
+            for usage in stats.uids {
+                users.add([
+                    "\(usage.uid)", "\(usage.connections)", "\(usage.subscriptions)", "\(usage.queuedBytes)",
+                    "\(usage.retainedMessages)", "\(usage.retainedBytes)",
+                ])
+            }
+            let limits = stats.limits
+            users.add([
+                "quota", "\(limits["max_connections_per_uid"] ?? 0)", "\(limits["max_subscriptions_per_uid"] ?? 0)",
+                "\(limits["max_queued_bytes_per_uid"] ?? 0)", "\(limits["max_retained_per_uid"] ?? 0)",
+                "\(limits["max_retained_bytes_per_uid"] ?? 0)",
+            ])
+            return text + users.text
         }
-        await bus.close()
     }
 }
