@@ -55,11 +55,6 @@ struct Peer: ~Copyable {
     var countedAsLingering = false
     /// Whether the peer was ever welcomed (its disconnect is worth an info line).
     var wasWelcomed = false
-    /// The peer said GOODBYE: its last will is not published.
-    var saidGoodbye = false
-    /// The PUBLISH frame (header included) the broker sends for this peer if it goes
-    /// without GOODBYE (WILL, `Presence`), or nil.
-    var lastWill: [UInt8]?
     /// Whether this peer counts against the handshake limits (admitted, no WELCOME yet).
     var countedInHandshake = false
     /// Whether this peer counts against its uid's connection quota (it was admitted).
@@ -79,9 +74,6 @@ struct Peer: ~Copyable {
 
     /// Active subscriptions by client-chosen id, responder subscriptions included.
     var subscriptions: [UInt32: TopicFilter] = [:]
-    /// The ids in `subscriptions` that are responder subscriptions (in the core's
-    /// `responders` index rather than the routing index).
-    var responderIDs: Set<UInt32> = []
 
     // Route cache: the last topic this peer published and who receives it. Valid while
     // `routeGeneration` equals the subscription index's generation.
@@ -111,6 +103,17 @@ struct Peer: ~Copyable {
     // Per-peer counters for introspection.
     var messagesPublished: UInt64 = 0
     var messagesReceived: UInt64 = 0
+
+    // Off the routing path, kept after everything a delivery touches (appended here so the
+    // fields the hot loop reads stay where they were, on the same cache lines).
+    /// The ids in `subscriptions` that are responder subscriptions (in the core's
+    /// `responders` index rather than the routing index).
+    var responderIDs: Set<UInt32> = []
+    /// The peer said GOODBYE: its last will is not published.
+    var saidGoodbye = false
+    /// The PUBLISH frame (header included) the broker sends for this peer if it goes
+    /// without GOODBYE (WILL, `Presence`), or nil.
+    var lastWill: [UInt8]?
     /// When the peer was welcomed, in wall-clock nanoseconds since the Unix epoch (introspection).
     var connectedAt: UInt64 = 0
 
