@@ -75,6 +75,8 @@ let package = Package(
             name: "HeraldCLI",
             dependencies: [
                 "Herald",
+                // `herald monitor` speaks the protocol on a socket of its own.
+                "CHeraldSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

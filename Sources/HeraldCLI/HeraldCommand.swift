@@ -16,5 +16,5 @@ struct HeraldCommand: AsyncParsableCommand {
             connection to the broker was lost or closed by the broker; 4 a request got no answer \
             (nobody serves its topic, the responder left, or it timed out); 64 usage error.
             """,
-        subcommands: [PubCommand.self, SubCommand.self, ReqCommand.self, ReplyCommand.self, SendCommand.self, PeersCommand.self, StatsCommand.self, PingCommand.self, BenchCommand.self, BenchWorkerCommand.self])
+        subcommands: [PubCommand.self, SubCommand.self, ReqCommand.self, ReplyCommand.self, SendCommand.self, PeersCommand.self, StatsCommand.self, MonitorCommand.self, PingCommand.self, BenchCommand.self, BenchWorkerCommand.self])
 }

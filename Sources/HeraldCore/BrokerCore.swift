@@ -13,7 +13,8 @@ import Logging
 /// ``expireDeadlines(now:)`` runs the timers. The concepts behind it live in one file each:
 /// `Admission`, `InputReassembly`, `Session`, `Router`, `SlowConsumer`, `Closing`,
 /// `Deadlines`, `Shutdown`, over the `PeerTable` and the `SubscriptionIndex`; whole features
-/// have rooms of their own: `Policy/`, `Retained/`, `Requests/`, `Direct/`, `Presence/`.
+/// have rooms of their own: `Policy/`, `Retained/`, `Requests/`, `Direct/`, `Presence/`,
+/// `Introspection/`, `Monitoring/`.
 ///
 /// Memory safety: peers are reached through ``PeerPointer`` everywhere in the core, never
 /// retained or copied; ``PeerTable`` owns them and frees a removed one only at
@@ -40,6 +41,9 @@ public final class BrokerCore {
     let responders = SubscriptionIndex()
     /// Requests handed to a responder and waiting for its reply (`RequestRouting`).
     var requests = RequestTable()
+    /// Monitor subscriptions (SUBSCRIBE flag 0x02), also in `index`: requests, replies and
+    /// direct messages are copied to those matching (`Monitoring`).
+    let monitors = SubscriptionIndex()
     /// Which matching responder gets the next request (they take turns).
     var responderTurn: UInt64 = 0
 

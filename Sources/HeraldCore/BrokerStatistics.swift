@@ -76,4 +76,6 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var willsPublished: UInt64 = 0
     /// Requests the broker answered itself ($SYS/broker/peers, $SYS/broker/stats).
     public var introspectionRequests: UInt64 = 0
+    /// MONITORED copies queued for monitor subscriptions.
+    public var monitoredCopies: UInt64 = 0
 }

@@ -84,11 +84,13 @@ extension BrokerCore {
             } else {
                 index.remove(filter, peer: peer, subscriptionID: id)
             }
+            if peer.pointee.monitorIDs.contains(id) { monitors.remove(filter, peer: peer, subscriptionID: id) }
         }
         let held = peer.pointee.subscriptions.count
         if held > 0 { charge(peer.pointee.credentials.uid) { $0.subscriptions -= held } }
         peer.pointee.subscriptions.removeAll()
         peer.pointee.responderIDs.removeAll()
+        peer.pointee.monitorIDs.removeAll()
         releasePausedPublishers(of: peer)
     }
 

@@ -109,6 +109,9 @@ struct Peer: ~Copyable {
     /// The ids in `subscriptions` that are responder subscriptions (in the core's
     /// `responders` index rather than the routing index).
     var responderIDs: Set<UInt32> = []
+    /// The ids in `subscriptions` that are monitor subscriptions (in both the routing index
+    /// and the core's `monitors` index).
+    var monitorIDs: Set<UInt32> = []
     /// The peer said GOODBYE: its last will is not published.
     var saidGoodbye = false
     /// The PUBLISH frame (header included) the broker sends for this peer if it goes

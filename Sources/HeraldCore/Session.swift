@@ -66,7 +66,7 @@ extension BrokerCore {
                 return
             }
             enqueue(.ok(requestID: request.requestID), to: peer)
-        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .direct, .subscribe, .publish, .request, .reply,
+        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .direct, .monitored, .subscribe, .publish, .request, .reply,
             .send, .will:
             // checkHeader refused the broker's types; SUBSCRIBE, PUBLISH, REQUEST, REPLY, SEND and WILL go elsewhere.
             preconditionFailure("\(type) reached the control-frame handler")
@@ -128,18 +128,21 @@ extension BrokerCore {
         } else {
             index.remove(filter, peer: peer, subscriptionID: subscriptionID)
         }
+        if peer.pointee.monitorIDs.remove(subscriptionID) != nil { monitors.remove(filter, peer: peer, subscriptionID: subscriptionID) }
         charge(peer.pointee.credentials.uid) { $0.subscriptions -= 1 }
         return filter
     }
 
     func handleSubscribe(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
-        guard header.flags & ~FrameFlags.responder == 0 else {
+        let defined = FrameFlags.responder | FrameFlags.monitor
+        guard header.flags & ~defined == 0 else {
             // Like every other frame with undefined flags: refused, the session goes on.
             requestError(peer, .unsupportedFlags, requestID: Self.requestID(of: .subscribe, body),
-                "SUBSCRIBE flag bits 0x\(String(header.flags & ~FrameFlags.responder, radix: 16)) are not defined in this protocol version; frame ignored")
+                "SUBSCRIBE flag bits 0x\(String(header.flags & ~defined, radix: 16)) are not defined in this protocol version; frame ignored")
             return
         }
         let isResponder = header.flags & FrameFlags.responder != 0
+        let isMonitor = header.flags & FrameFlags.monitor != 0
         guard header.aux == 0 else {
             fail(peer, .malformedFrame, "SUBSCRIBE with a non-zero aux field")
             return
@@ -177,6 +180,14 @@ extension BrokerCore {
             deny(peer, requestID: requestID, action: "subscribing to", target: filter.text, rule: rule)
             return
         }
+        if isMonitor && (isResponder || !mayMonitor(peer)) {
+            statistics.policyDenials &+= 1
+            requestError(peer, .forbidden, requestID: requestID,
+                isResponder
+                    ? "a subscription cannot both answer requests and monitor"
+                    : "monitoring the bus is allowed to root and uid \(brokerUID) (the broker's) only")
+            return
+        }
         guard peer.pointee.subscriptions[subscriptionID] == nil else {
             requestError(peer, .duplicateSubscription, requestID: requestID,
                 "subscription id \(subscriptionID) is already in use on this connection")
@@ -204,6 +215,10 @@ extension BrokerCore {
             return
         }
         index.insert(filter, peer: peer, subscriptionID: subscriptionID)
+        if isMonitor {
+            peer.pointee.monitorIDs.insert(subscriptionID)
+            monitors.insert(filter, peer: peer, subscriptionID: subscriptionID)
+        }
         enqueue(.ok(requestID: requestID), to: peer)
         // Right after the OK and before anything routed later: the topics' current values.
         deliverRetained(matching: filter, to: peer, subscriptionID: subscriptionID)

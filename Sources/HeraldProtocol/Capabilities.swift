@@ -24,6 +24,10 @@ public enum Capabilities {
     /// handles WILL and publishes `$SYS/peers/connected` and `$SYS/peers/disconnected`.
     public static let lastWill: UInt32 = 0x0000_0010
 
+    /// The client understands MONITORED frames (0x1B) and may add monitor subscriptions
+    /// (SUBSCRIBE flag 0x02). A client MUST NOT send that flag to a broker that did not confirm it.
+    public static let monitor: UInt32 = 0x0000_0020
+
     /// Every capability this implementation knows.
-    public static let known: UInt32 = retained | requests | direct | directInbox | lastWill
+    public static let known: UInt32 = retained | requests | direct | directInbox | lastWill | monitor
 }

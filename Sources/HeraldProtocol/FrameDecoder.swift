@@ -11,6 +11,7 @@ public enum FrameDecoder {
             case .message, .direct: ProtocolLimits.messageSenderBlockSize
             case .retained: ProtocolLimits.retainedPrefixSize
             case .call, .response: ProtocolLimits.callAllowance
+            case .monitored: ProtocolLimits.monitoredAllowance
             default: 0
             }
         guard header.frameLength <= maxFrameSize + allowance else {
@@ -52,7 +53,7 @@ public enum FrameDecoder {
             switch type {
             case .error: FrameFlags.fatal
             case .publish, .will: FrameFlags.retain
-            case .subscribe: FrameFlags.responder
+            case .subscribe: FrameFlags.responder | FrameFlags.monitor
             default: 0
             }
         guard header.flags & ~allowedFlags == 0 else { throw .unsupportedFlags(header.flags & ~allowedFlags) }
@@ -133,7 +134,7 @@ public enum FrameDecoder {
             frame = .subscribe(
                 Subscribe(
                     requestID: requestID, subscriptionID: subscriptionID, filter: try reader.utf8(reader.remaining),
-                    responder: header.flags & FrameFlags.responder != 0))
+                    responder: header.flags & FrameFlags.responder != 0, monitor: header.flags & FrameFlags.monitor != 0))
         case .unsubscribe:
             frame = .unsubscribe(Unsubscribe(requestID: try reader.u32(), subscriptionID: try reader.u32()))
         case .publish:
@@ -192,6 +193,23 @@ public enum FrameDecoder {
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
             frame = .send(Send(requestID: requestID, target: target, topic: topic, payload: reader.rest()))
+        case .monitored:
+            let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
+            let kindRaw = try reader.u8()
+            guard let kind = Monitored.Kind(rawValue: kindRaw) else { throw .invalidValue("MONITORED kind \(kindRaw)") }
+            _ = try reader.u8()
+            _ = try reader.u16()
+            let subscriptionID = try reader.u32()
+            let target = try reader.u64()
+            let callID = try reader.u32()
+            let status = try reader.u32()
+            let topicLength = Int(header.aux)
+            guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
+            let topic = try reader.bytes(topicLength)
+            frame = .monitored(
+                Monitored(
+                    senderID: sender.senderID, sender: sender.credentials, kind: kind, subscriptionID: subscriptionID, target: target,
+                    callID: callID, status: status, topic: topic, payload: reader.rest()))
         case .will:
             let requestID = try reader.u32()
             let topicLength = Int(header.aux)

@@ -53,7 +53,7 @@ public enum FrameEncoder {
         case .ok(let requestID):
             buffer.appendLE(requestID)
         case .subscribe(let subscribe):
-            flags = subscribe.responder ? FrameFlags.responder : 0
+            flags = (subscribe.responder ? FrameFlags.responder : 0) | (subscribe.monitor ? FrameFlags.monitor : 0)
             buffer.appendLE(subscribe.requestID)
             buffer.appendLE(subscribe.subscriptionID)
             buffer.append(contentsOf: subscribe.filter.utf8)
@@ -111,6 +111,17 @@ public enum FrameEncoder {
             buffer.appendLE(will.requestID)
             buffer.append(contentsOf: will.topic)
             buffer.append(contentsOf: will.payload)
+        case .monitored(let monitored):
+            aux = UInt16(truncatingIfNeeded: monitored.topic.count)
+            appendSenderBlock(SenderBlock(senderID: monitored.senderID, credentials: monitored.sender), to: &buffer)
+            buffer.append(monitored.kind.rawValue)
+            buffer.append(contentsOf: [0, 0, 0])
+            buffer.appendLE(monitored.subscriptionID)
+            buffer.appendLE(monitored.target)
+            buffer.appendLE(monitored.callID)
+            buffer.appendLE(monitored.status)
+            buffer.append(contentsOf: monitored.topic)
+            buffer.append(contentsOf: monitored.payload)
         case .response(let response):
             appendSenderBlock(SenderBlock(senderID: response.senderID, credentials: response.sender), to: &buffer)
             buffer.appendLE(response.requestID)

@@ -60,4 +60,8 @@ public enum FrameFlags {
     /// SUBSCRIBE: a responder subscription, which receives the REQUESTs on matching topics
     /// as CALL frames (and no MESSAGE frames).
     public static let responder: UInt8 = 0x01
+    /// SUBSCRIBE: a monitor subscription (root and the broker's user only): besides the
+    /// messages published on matching topics, it receives MONITORED copies of the requests,
+    /// replies and direct messages on them.
+    public static let monitor: UInt8 = 0x02
 }

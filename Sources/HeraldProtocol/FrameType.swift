@@ -41,6 +41,9 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Client → broker: the message the broker publishes for this client if it goes away
     /// without GOODBYE (its last will); answered OK or ERROR.
     case will = 0x1A
+    /// Broker → client: a copy, for a monitor subscription, of a request, reply or direct
+    /// message another peer sent.
+    case monitored = 0x1B
 
     /// Whether clients send this type (HELLO, PING, PONG, GOODBYE, SUBSCRIBE, UNSUBSCRIBE,
     /// PUBLISH, REQUEST, REPLY, SEND, WILL). A broker that receives any other defined type answers
@@ -48,15 +51,15 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     public var isSentByClients: Bool {
         switch self {
         case .hello, .ping, .pong, .goodbye, .subscribe, .unsubscribe, .publish, .request, .reply, .send, .will: true
-        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .direct: false
+        case .welcome, .error, .ok, .message, .dropped, .retained, .call, .response, .direct, .monitored: false
         }
     }
 
     /// Whether `aux` holds the topic length (PUBLISH, MESSAGE, RETAINED, REQUEST, CALL, SEND,
-    /// DIRECT, WILL); it must be 0 in every other type.
+    /// DIRECT, WILL, MONITORED); it must be 0 in every other type.
     public var carriesTopicLength: Bool {
         switch self {
-        case .publish, .message, .retained, .request, .call, .send, .direct, .will: true
+        case .publish, .message, .retained, .request, .call, .send, .direct, .will, .monitored: true
         default: false
         }
     }
@@ -83,6 +86,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .send: "SEND"
         case .direct: "DIRECT"
         case .will: "WILL"
+        case .monitored: "MONITORED"
         }
     }
 }

@@ -151,13 +151,17 @@ public struct Subscribe: Equatable, Sendable {
     /// A responder subscription (flag 0x01): it receives the REQUESTs on matching topics as
     /// CALL frames, and no MESSAGE frames.
     public var responder: Bool
+    /// A monitor subscription (flag 0x02): MESSAGE frames as usual, and MONITORED copies of
+    /// the requests, replies and direct messages on matching topics.
+    public var monitor: Bool
 
     /// Creates a SUBSCRIBE body.
-    public init(requestID: UInt32, subscriptionID: UInt32, filter: String, responder: Bool = false) {
+    public init(requestID: UInt32, subscriptionID: UInt32, filter: String, responder: Bool = false, monitor: Bool = false) {
         self.requestID = requestID
         self.subscriptionID = subscriptionID
         self.filter = filter
         self.responder = responder
+        self.monitor = monitor
     }
 }
 
@@ -405,6 +409,52 @@ public struct Will: Equatable, Sendable {
     }
 }
 
+/// MONITORED: a copy of a request, reply or direct message, for a monitor subscription
+/// (PROTOCOL.md §4.21).
+public struct Monitored: Equatable, Sendable {
+    /// What was copied.
+    public enum Kind: UInt8, Sendable, CaseIterable {
+        /// A REQUEST, as handed to its responder.
+        case request = 1
+        /// A REPLY, as handed to its requester.
+        case reply = 2
+        /// A SEND, as delivered.
+        case direct = 3
+    }
+
+    /// Who sent it: the requester, the responder, or the sender of the direct message.
+    public var senderID: UInt64
+    public var sender: PeerCredentials
+    public var kind: Kind
+    /// The monitor subscription this copy is for.
+    public var subscriptionID: UInt32
+    /// Where it went: the responder (request), the requester (reply), the receiver (direct).
+    public var target: UInt64
+    /// The call id that ties a request to its reply (0 for a direct message).
+    public var callID: UInt32
+    /// The reply's status (0 otherwise).
+    public var status: UInt32
+    /// The topic (empty for a reply: its request's copy has it).
+    public var topic: [UInt8]
+    public var payload: [UInt8]
+
+    /// Creates a MONITORED body.
+    public init(
+        senderID: UInt64, sender: PeerCredentials, kind: Kind, subscriptionID: UInt32, target: UInt64, callID: UInt32, status: UInt32,
+        topic: [UInt8], payload: [UInt8]
+    ) {
+        self.senderID = senderID
+        self.sender = sender
+        self.kind = kind
+        self.subscriptionID = subscriptionID
+        self.target = target
+        self.callID = callID
+        self.status = status
+        self.topic = topic
+        self.payload = payload
+    }
+}
+
 /// Any frame of protocol version 1, decoded.
 public enum Frame: Equatable, Sendable {
     case hello(Hello)
@@ -428,6 +478,7 @@ public enum Frame: Equatable, Sendable {
     /// DIRECT: laid out exactly as MESSAGE (sender block, topic, payload).
     case direct(Delivery)
     case will(Will)
+    case monitored(Monitored)
 
     /// The frame's type byte.
     public var type: FrameType {
@@ -452,6 +503,7 @@ public enum Frame: Equatable, Sendable {
         case .send: .send
         case .direct: .direct
         case .will: .will
+        case .monitored: .monitored
         }
     }
 }

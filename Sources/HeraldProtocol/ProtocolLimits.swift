@@ -31,4 +31,7 @@ public enum ProtocolLimits {
     /// What a CALL adds to its REQUEST, and a RESPONSE to its REPLY: the 24-byte sender
     /// block (the rest of their fixed fields is the same size as the frame they come from).
     public static let callAllowance = SenderBlock.size
+    /// What a MONITORED frame adds to the frame it copies (at most): the sender block and its
+    /// own 16 bytes beyond the 8 fixed bytes of a REQUEST or REPLY.
+    public static let monitoredAllowance = SenderBlock.size + 16
 }

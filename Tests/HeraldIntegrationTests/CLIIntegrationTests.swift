@@ -157,3 +157,52 @@ struct IntrospectionCLITests {
         _ = power
     }
 }
+
+/// `herald monitor` against a real heraldd: every kind of traffic, one line each.
+@Suite("herald monitor", .timeLimit(.minutes(1)))
+struct MonitorCLITests {
+    @Test func monitorShowsMessagesRequestsRepliesAndDirectMessages() async throws {
+        let broker = try await BrokerProcess()
+        // The test runs as the broker's user (or root): allowed to monitor.
+        let monitor = try CLIProcess(["monitor", "--address", broker.address, "app/#", "--count", "4", "--json"])
+        let responder = try await Bus.connect(
+            to: broker.address, options: BusOptions(clientName: "responder", acceptsDirectMessages: true))
+        defer { Task { await responder.close() } }
+        let requests = try await responder.requests(on: "app/settings")
+        let answering = Task { for try await request in requests { try await request.respond("dark") } }
+        defer { answering.cancel() }
+        let client = try await Bus.connect(to: broker.address, options: BusOptions(clientName: "client"))
+        defer { Task { await client.close() } }
+        // The monitor is ready once it sees what is published (its subscriptions are confirmed
+        // before it reads anything else).
+        var ready = false
+        for _ in 0..<500 where !ready {
+            try await client.publish("app/ping", "ping")
+            try await client.flush()
+            ready = await monitor.waitForLine(timeout: 0.02) { $0.contains("app/ping") } != nil
+        }
+        #expect(ready, "\(monitor.standardError)")
+        let answer = try await client.request("app/settings", "theme")
+        #expect(answer.string == "dark")
+        try await client.send(to: responder.peerID, "app/note", "hi")
+        try await client.flush()
+        #expect(await monitor.waitForExit() == 0, "\(monitor.standardError)")
+        let kinds = monitor.lines.compactMap { line -> String? in
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return object?["kind"] as? String
+        }
+        #expect(kinds.suffix(3) == ["request", "reply", "direct"], "\(monitor.standardOutput)")
+        let reply = monitor.lines.first { $0.contains("\"kind\":\"reply\"") } ?? ""
+        #expect(reply.contains("\"target\":\(client.peerID)") && reply.contains("\"payload\":\"dark\""), "\(reply)")
+    }
+
+    @Test(.enabled(if: getuid() == 0, "needs root to run the monitor as another user"))
+    func othersMayNotMonitor() async throws {
+        let broker = try await BrokerProcess(["--allow-uid", "65534"])
+        let monitor = try CLIProcess(
+            ["monitor", "--address", broker.address, "--trust-uid", "0"],
+            prefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        #expect(await monitor.waitForExit() == 1, "\(monitor.standardError)")
+        #expect(monitor.standardError.contains("root"), "\(monitor.standardError)")
+    }
+}

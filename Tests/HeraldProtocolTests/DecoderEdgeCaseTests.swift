@@ -60,7 +60,9 @@ import Testing
                 maxFrameSize
                 + (type == .message || type == .direct
                     ? ProtocolLimits.messageSenderBlockSize
-                    : type == .retained ? ProtocolLimits.retainedPrefixSize : type == .call || type == .response ? ProtocolLimits.callAllowance : 0)
+                    : type == .retained ? ProtocolLimits.retainedPrefixSize
+                    : type == .call || type == .response ? ProtocolLimits.callAllowance
+                    : type == .monitored ? ProtocolLimits.monitoredAllowance : 0)
             let over = Self.headerBytes(bodyLength: limit + excess - FrameHeader.size, type: type.rawValue)
             #expect(throws: FrameDecodingError.frameTooLarge(length: limit + excess, maximum: limit)) {
                 try FrameDecoder.decode(over, maxFrameSize: maxFrameSize)

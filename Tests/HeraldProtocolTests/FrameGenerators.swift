@@ -57,8 +57,8 @@ enum FrameGenerators {
         Frame.goodbye(Goodbye(reason: $0.0, message: $0.1))
     }.eraseToAny()
 
-    static let subscribe: FrameGenerator = zip(Gen.uint32(), Gen.uint32(), text(scalars: 0...100), Gen.bool).map { value in
-        Frame.subscribe(Subscribe(requestID: value.0, subscriptionID: value.1, filter: value.2, responder: value.3))
+    static let subscribe: FrameGenerator = zip(Gen.uint32(), Gen.uint32(), text(scalars: 0...100), Gen.bool, Gen.bool).map { value in
+        Frame.subscribe(Subscribe(requestID: value.0, subscriptionID: value.1, filter: value.2, responder: value.3, monitor: value.4))
     }.eraseToAny()
 
     static let unsubscribe: FrameGenerator = zip(Gen.uint32(), Gen.uint32()).map {
@@ -120,8 +120,18 @@ enum FrameGenerators {
         Frame.will(Will(requestID: $0.0, topic: $0.1, payload: $0.2, retain: $0.3))
     }.eraseToAny()
 
+    static let monitored: FrameGenerator = zip(
+        zip(Gen.uint64(), Gen<Monitored.Kind>.case, Gen.uint32(), Gen.uint64()), credentials, zip(Gen.uint32(), Gen.uint32()),
+        bytes(0...300), bytes(0...300)
+    ).map { value in
+        Frame.monitored(
+            Monitored(
+                senderID: value.0.0, sender: value.1, kind: value.0.1, subscriptionID: value.0.2, target: value.0.3, callID: value.2.0,
+                status: value.2.1, topic: value.3, payload: value.4))
+    }.eraseToAny()
+
     /// Any frame of any type.
     static let any = Gen.oneOf(
         hello, welcome, error, ping, pong, goodbye, ok, subscribe, unsubscribe, publish, message, dropped, retained, request,
-        call, reply, response, send, direct, will)
+        call, reply, response, send, direct, will, monitored)
 }

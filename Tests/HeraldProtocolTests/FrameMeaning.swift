@@ -49,12 +49,13 @@ enum FrameMeaning {
         case .ok:
             frame = .ok(requestID: try fields.integer("request_id"))
         case .subscribe:
-            // `responder` (flag 0x01) may be left out: false.
+            // `responder` (flag 0x01) and `monitor` (0x02) may be left out: false.
             let responder: Bool = fields.has("responder") ? try fields.bool("responder") : false
+            let monitor: Bool = fields.has("monitor") ? try fields.bool("monitor") : false
             frame = .subscribe(
                 Subscribe(
                     requestID: try fields.integer("request_id"), subscriptionID: try fields.integer("subscription_id"),
-                    filter: try fields.string("filter"), responder: responder))
+                    filter: try fields.string("filter"), responder: responder, monitor: monitor))
         case .unsubscribe:
             frame = .unsubscribe(
                 Unsubscribe(
@@ -100,6 +101,20 @@ enum FrameMeaning {
         case .reply:
             frame = .reply(
                 Reply(callID: try fields.integer("call_id"), status: try fields.integer("status"), payload: try fields.hexBytes("payload_hex")))
+        case .monitored:
+            let kindName = try fields.string("kind")
+            guard let kind = Monitored.Kind.allCases.first(where: { "\($0)" == kindName }) else {
+                throw FixtureError("\(context): unknown monitored kind \"\(kindName)\"")
+            }
+            frame = .monitored(
+                Monitored(
+                    senderID: try fields.u64("sender_id"),
+                    sender: PeerCredentials(
+                        pid: try fields.integer("sender_pid"), uid: try fields.integer("sender_uid"),
+                        gid: try fields.integer("sender_gid")),
+                    kind: kind, subscriptionID: try fields.integer("subscription_id"), target: try fields.u64("target"),
+                    callID: try fields.integer("call_id"), status: try fields.integer("status"),
+                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex")))
         case .will:
             frame = .will(
                 Will(

@@ -26,6 +26,7 @@ enum ProtocolNames {
         case .send: "send"
         case .direct: "direct"
         case .will: "will"
+        case .monitored: "monitored"
         }
     }
 

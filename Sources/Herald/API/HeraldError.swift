@@ -67,7 +67,7 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// The error a broker's ERROR frame stands for. `filter` names the filter of the
     /// SUBSCRIBE the error answers, if it answers one.
-    static func fromBroker(_ frame: ErrorFrame, filter: String? = nil) -> HeraldError {
+    public static func fromBroker(_ frame: ErrorFrame, filter: String? = nil) -> HeraldError {
         switch frame.knownCode {
         case .notAuthorized: .notAuthorized(uid: UInt32(getuid()), message: frame.message)
         case .unsupportedVersion: .unsupportedVersion

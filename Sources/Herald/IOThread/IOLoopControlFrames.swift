@@ -62,7 +62,7 @@ extension IOLoop {
             connection.takeCall(response.requestID)?(.success(response))
         case .direct(let delivery):
             stageDirect(delivery)
-        case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message, .request, .reply, .send, .will:
+        case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message, .request, .reply, .send, .will, .monitored:
             protocolViolation("the broker sent \(type), which brokers do not send after the handshake")
         }
     }

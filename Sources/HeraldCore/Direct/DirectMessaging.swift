@@ -29,6 +29,7 @@ extension BrokerCore {
             return
         }
         deliverDirect(from: peer, frame.topicAndPayload, topicLength: topic.count, to: target)
+        copyToMonitors(.direct, from: peer, target: targetID, callID: 0, status: 0, matchTopic: topic, topic: topic, payload: frame.payload)
     }
 
     /// The policy's verdict on a direct message (nil: allowed). The sender must be allowed to

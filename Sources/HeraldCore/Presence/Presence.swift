@@ -47,26 +47,35 @@ extension BrokerCore {
             }
         }
         for subscriber in receivers {
-            let queued = subscriber.pointee.output.count
-            if (queued > 0 && queued + frame.count > subscriber.pointee.outputLimit) || subscriber.pointee.pendingDroppedMessages != 0 {
-                if subscriber.pointee.policy == .backpressure {
-                    guard queued + frame.count <= subscriber.pointee.outputLimit + configuration.controlReplyAllowance else {
-                        statistics.slowConsumersDisconnected &+= 1
-                        truncateOutputToFrameBoundary(of: subscriber)
-                        fail(subscriber, .slowConsumer, "fell more than the output limit and the reply allowance behind on broker events ('\(topic)')",
-                            linger: configuration.slowConsumerLinger)
-                        continue
-                    }
-                } else if !admitOverLimit(subscriber, publisher: nil, length: frame.count) {
-                    continue
-                }
-            }
-            frame.withUnsafeBytes { subscriber.pointee.output.append($0) }
-            subscriber.pointee.chargeQueued(frame.count)
-            subscriber.pointee.messagesReceived &+= 1
-            statistics.messagesDelivered &+= 1
-            touch(subscriber)
+            if queueBrokerFrame(frame, to: subscriber, about: "broker events ('\(topic)')") { statistics.messagesDelivered &+= 1 }
         }
+    }
+
+    /// Queues a frame the broker made itself (nobody to pause) for `subscriber`. Past its
+    /// output limit its slow-consumer policy applies; under backpressure it is queued within
+    /// the reply allowance, and past that the subscriber is disconnected and told why.
+    /// Returns whether the frame was queued.
+    @discardableResult
+    func queueBrokerFrame(_ frame: [UInt8], to subscriber: PeerPointer, about what: String) -> Bool {
+        let queued = subscriber.pointee.output.count
+        if (queued > 0 && queued + frame.count > subscriber.pointee.outputLimit) || subscriber.pointee.pendingDroppedMessages != 0 {
+            if subscriber.pointee.policy == .backpressure {
+                guard queued + frame.count <= subscriber.pointee.outputLimit + configuration.controlReplyAllowance else {
+                    statistics.slowConsumersDisconnected &+= 1
+                    truncateOutputToFrameBoundary(of: subscriber)
+                    fail(subscriber, .slowConsumer, "fell more than the output limit and the reply allowance behind on \(what)",
+                        linger: configuration.slowConsumerLinger)
+                    return false
+                }
+            } else if !admitOverLimit(subscriber, publisher: nil, length: frame.count) {
+                return false
+            }
+        }
+        frame.withUnsafeBytes { subscriber.pointee.output.append($0) }
+        subscriber.pointee.chargeQueued(frame.count)
+        subscriber.pointee.messagesReceived &+= 1
+        touch(subscriber)
+        return true
     }
 
     /// A WILL from `peer`: sets (or, with an empty topic and payload, clears) the message the

@@ -47,14 +47,18 @@ extension BrokerCore {
                     + "have more output queued than their output limit; the request was not sent")
         case .chosen(let responder, let subscriptionID):
             let deadline = timeout == 0 ? Double.infinity : clock + Double(timeout) / 1000
+            // The topic is kept only while someone monitors: a reply is copied to the monitors of its request's topic.
             let callID = requests.add(
-                requester: peer.pointee.id, requestID: requestID, responder: responder.pointee.id, deadline: deadline)
+                requester: peer.pointee.id, requestID: requestID, responder: responder.pointee.id, deadline: deadline,
+                topic: monitors.count > 0 ? Array(topic) : nil)
             let call = Call(
                 senderID: peer.pointee.id, sender: peer.pointee.senderCredentials, callID: callID, subscriptionID: subscriptionID,
                 topic: Array(topic), payload: Array(payload))
             enqueue(.call(call), to: responder, control: false)
             responder.pointee.messagesReceived &+= 1
             statistics.requestsRouted &+= 1
+            copyToMonitors(.request, from: peer, target: responder.pointee.id, callID: callID, status: 0, matchTopic: topic,
+                topic: topic, payload: payload)
         }
     }
 
@@ -143,6 +147,12 @@ extension BrokerCore {
         }
         enqueue(.response(response), to: requester, control: false)
         statistics.responsesDelivered &+= 1
+        if let topic = call.topic {
+            topic.withUnsafeBytes { topic in
+                copyToMonitors(.reply, from: peer, target: requester.pointee.id, callID: callID, status: status, matchTopic: topic,
+                    topic: UnsafeRawBufferPointer(start: nil, count: 0), payload: UnsafeRawBufferPointer(rebasing: body[8...]))
+            }
+        }
     }
 
     /// `peer` is going away: the requests it was asked to answer fail at once for their

@@ -18,6 +18,8 @@ struct RequestTable {
         var callID: UInt32
         /// Monotonic seconds after which it times out; infinity for none.
         var deadline: Double
+        /// The REQUEST's topic, kept only while a monitor may want the reply's copy.
+        var topic: [UInt8]? = nil
     }
 
     private struct CallKey: Hashable {
@@ -46,13 +48,14 @@ struct RequestTable {
 
     /// Records a call from `requester` (its `requestID`) to `responder`; returns the call id
     /// the CALL frame carries: unique among that responder's waiting calls, never 0.
-    mutating func add(requester: UInt64, requestID: UInt32, responder: UInt64, deadline: Double) -> UInt32 {
+    mutating func add(requester: UInt64, requestID: UInt32, responder: UInt64, deadline: Double, topic: [UInt8]? = nil) -> UInt32 {
         var callID = nextCallID
         // A responder holds far fewer than 2^32 calls, so this finds a free id quickly.
         while callID == 0 || byResponder[responder]?.contains(callID) == true { callID &+= 1 }
         nextCallID = callID &+ 1
         let key = CallKey(responder: responder, callID: callID)
-        calls[key] = PendingCall(requester: requester, requestID: requestID, responder: responder, callID: callID, deadline: deadline)
+        calls[key] = PendingCall(
+            requester: requester, requestID: requestID, responder: responder, callID: callID, deadline: deadline, topic: topic)
         byRequester[requester, default: [:]][requestID] = key
         byResponder[responder, default: []].insert(callID)
         if deadline.isFinite { timedCount += 1 }

@@ -35,11 +35,16 @@ func fuzzBrokerSession(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var policyInForce = 0
     for index in 0..<2 {
         broker.feed(peers[index], FrameEncoder.encode(.hello(Hello(slowConsumerPolicy: index == 0 ? .drop : .backpressure,
-            outputLimit: 4096, capabilities: index == 0 ? Capabilities.retained | Capabilities.direct | Capabilities.directInbox : Capabilities.direct, clientName: "fuzz-\(index)"))))
+            outputLimit: 4096, capabilities: index == 0
+                ? Capabilities.retained | Capabilities.direct | Capabilities.directInbox | Capabilities.monitor | Capabilities.lastWill
+                : Capabilities.direct | Capabilities.lastWill, clientName: "fuzz-\(index)"))))
         broker.feed(peers[index], FrameEncoder.encode(.subscribe(Subscribe(requestID: 1, subscriptionID: 1, filter: "#"))))
         // And answers requests on every topic, so fuzzed REQUESTs reach a responder and
         // fuzzed REPLYs may name a waiting call.
         broker.feed(peers[index], FrameEncoder.encode(.subscribe(Subscribe(requestID: 2, subscriptionID: 2, filter: "#", responder: true))))
+        // And monitors everything (a monitor sees requests, replies and direct messages too;
+        // allowed when this peer runs as the broker's uid, refused otherwise).
+        broker.feed(peers[index], FrameEncoder.encode(.subscribe(Subscribe(requestID: 3, subscriptionID: 3, filter: "#", monitor: true))))
         _ = broker.drainFrames(peers[index])
     }
     let input = UnsafeBufferPointer(start: data, count: size)
