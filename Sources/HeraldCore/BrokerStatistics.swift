@@ -78,4 +78,8 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var introspectionRequests: UInt64 = 0
     /// MONITORED copies queued for monitor subscriptions.
     public var monitoredCopies: UInt64 = 0
+    /// Bytes read from clients (every frame, whole or not).
+    public var bytesReceived: UInt64 = 0
+    /// Bytes written to clients.
+    public var bytesWritten: UInt64 = 0
 }

@@ -13,6 +13,8 @@ extension BrokerCore {
     func receive(_ peer: PeerPointer, _ bytes: UnsafeRawBufferPointer, now: Double) {
         clock = now
         guard bytes.count > 0, peer.pointee.isOpen else { return }
+        // Once per read, not per message.
+        statistics.bytesReceived &+= UInt64(bytes.count)
         var used = 0
         if !peer.pointee.input.isEmpty {
             used = completeKeptFrame(peer, bytes)

@@ -67,6 +67,8 @@ extension BrokerCore {
 
     /// The server (or a test) wrote `count` bytes of `peer`'s output.
     func consumeOutput(of peer: PeerPointer, _ count: Int) {
+        // Once per write, not per message.
+        statistics.bytesWritten &+= UInt64(count)
         peer.pointee.output.consume(count)
         peer.pointee.chargeQueued(-count)
     }

@@ -47,6 +47,7 @@ struct IntrospectionTests {
         let counters = stats?["counters"] as? [String: Any]
         #expect(counters?["messages_published"] as? Int == 1 && counters?["messages_delivered"] as? Int == 1)
         #expect(counters?["connections_open"] as? Int == 2)
+        #expect((counters?["bytes_received"] as? Int ?? 0) > 0 && (counters?["bytes_written"] as? Int ?? 0) > 0)
         let uids = stats?["uids"] as? [[String: Any]]
         #expect(uids?.map { $0["uid"] as? Int } == [1000, 2000])
         #expect(uids?.first?["subscriptions"] as? Int == 1)

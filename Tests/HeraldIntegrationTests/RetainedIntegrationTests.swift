@@ -86,12 +86,16 @@ struct RetainedRestartTests {
     /// which waits for the reconnect. Returns the value each topic must hold: the last one
     /// published. The messages just before the restart (in the client's buffer, in the socket
     /// or in the broker) are their topics' last values, so losing any of them would show.
+    /// Halfway to the restart it waits until the broker has routed what came before, so the
+    /// first broker surely holds retained messages to hand over (publishes are buffered: it
+    /// could otherwise be stopped before it read any).
     private static func burst(on bus: Bus, restart: () async throws -> Void) async throws -> [String: String] {
         var expected: [String: String] = [:]
         for index in 0..<publishes {
             let topic = "burst/\(index % topics)"
             try await bus.publish(topic, "\(index)", retain: true)
             expected[topic] = "\(index)"
+            if index == restartAt / 2 { try await bus.flush() }
             if index == restartAt { try await restart() }
         }
         try await bus.flush(timeout: .seconds(20))
