@@ -51,10 +51,19 @@ extension BrokerCore {
             let callID = requests.add(
                 requester: peer.pointee.id, requestID: requestID, responder: responder.pointee.id, deadline: deadline,
                 topic: monitors.count > 0 ? Array(topic) : nil)
-            let call = Call(
-                senderID: peer.pointee.id, sender: peer.pointee.senderCredentials, callID: callID, subscriptionID: subscriptionID,
-                topic: Array(topic), payload: Array(payload))
-            enqueue(.call(call), to: responder, control: false)
+            // Written in place, as a MESSAGE is: header, the requester's sender block, the two
+            // ids, then the REQUEST's topic and payload copied once.
+            let sender = SenderBlock(senderID: peer.pointee.id, credentials: peer.pointee.senderCredentials)
+            let topicAndPayload = frame.topicAndPayload
+            queueInPlace(callLength, to: responder) { out in
+                FrameHeader(bodyLength: UInt32(callLength - FrameHeader.size), type: FrameType.call.rawValue, aux: header.aux).store(to: out)
+                sender.store(to: out + FrameHeader.size)
+                (out + FrameHeader.size + SenderBlock.size).storeBytes(of: callID.littleEndian, as: UInt32.self)
+                (out + FrameHeader.size + SenderBlock.size + 4).storeBytes(of: subscriptionID.littleEndian, as: UInt32.self)
+                if let bytes = topicAndPayload.baseAddress {
+                    (out + FrameHeader.size + SenderBlock.size + 8).copyMemory(from: bytes, byteCount: topicAndPayload.count)
+                }
+            }
             responder.pointee.messagesReceived &+= 1
             statistics.requestsRouted &+= 1
             copyToMonitors(.request, from: peer, target: responder.pointee.id, callID: callID, status: 0, matchTopic: topic,
@@ -127,9 +136,7 @@ extension BrokerCore {
             statistics.responsesUndeliverable &+= 1
             return
         }
-        let response = Response(
-            senderID: peer.pointee.id, sender: peer.pointee.senderCredentials, requestID: call.requestID, status: status,
-            payload: Array(UnsafeRawBufferPointer(rebasing: body[8...])))
+        let replyPayload = UnsafeRawBufferPointer(rebasing: body[8...])
         let responseLength = FrameHeader.size + body.count + ProtocolLimits.callAllowance
         let queued = requester.pointee.output.count
         // A response is never dropped. One frame may go past the output limit; a requester
@@ -145,12 +152,22 @@ extension BrokerCore {
                 linger: configuration.slowConsumerLinger)
             return
         }
-        enqueue(.response(response), to: requester, control: false)
+        // Written in place: header, the responder's sender block, request id, status, payload.
+        let sender = SenderBlock(senderID: peer.pointee.id, credentials: peer.pointee.senderCredentials)
+        queueInPlace(responseLength, to: requester) { out in
+            FrameHeader(bodyLength: UInt32(responseLength - FrameHeader.size), type: FrameType.response.rawValue, aux: 0).store(to: out)
+            sender.store(to: out + FrameHeader.size)
+            (out + FrameHeader.size + SenderBlock.size).storeBytes(of: call.requestID.littleEndian, as: UInt32.self)
+            (out + FrameHeader.size + SenderBlock.size + 4).storeBytes(of: status.littleEndian, as: UInt32.self)
+            if let bytes = replyPayload.baseAddress {
+                (out + FrameHeader.size + SenderBlock.size + 8).copyMemory(from: bytes, byteCount: replyPayload.count)
+            }
+        }
         statistics.responsesDelivered &+= 1
         if let topic = call.topic {
             topic.withUnsafeBytes { topic in
                 copyToMonitors(.reply, from: peer, target: requester.pointee.id, callID: callID, status: status, matchTopic: topic,
-                    topic: UnsafeRawBufferPointer(start: nil, count: 0), payload: UnsafeRawBufferPointer(rebasing: body[8...]))
+                    topic: UnsafeRawBufferPointer(start: nil, count: 0), payload: replyPayload)
             }
         }
     }
@@ -175,6 +192,17 @@ extension BrokerCore {
             answer(requester, .requestTimeout, requestID: call.requestID,
                 "no reply from the responder (peer \(call.responder)) within the request's timeout")
         }
+    }
+
+    /// Queues a frame of `length` bytes for `peer`, written in place by `write` (no frame
+    /// value, no intermediate array).
+    @inline(__always)
+    func queueInPlace(_ length: Int, to peer: PeerPointer, _ write: (UnsafeMutableRawPointer) -> Void) {
+        let out = peer.pointee.output.reserve(length)
+        write(out)
+        peer.pointee.output.commit(length)
+        peer.pointee.chargeQueued(length)
+        touch(peer)
     }
 
     /// Whether the table of waiting requests is consistent, and only names open peers (for

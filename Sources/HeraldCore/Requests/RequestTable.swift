@@ -71,6 +71,7 @@ struct RequestTable {
     /// requesters are to be told.
     mutating func removeCalls(to responder: UInt64) -> [PendingCall] {
         guard let ids = byResponder[responder] else { return [] }
+        defer { byResponder[responder] = nil }
         return ids.sorted().compactMap { remove(CallKey(responder: responder, callID: $0)) }
     }
 
@@ -79,6 +80,7 @@ struct RequestTable {
     mutating func removeRequests(of requester: UInt64) {
         guard let keys = byRequester[requester] else { return }
         for key in keys.values { _ = remove(key) }
+        byRequester[requester] = nil
     }
 
     /// Takes every call whose deadline is at or before `now`.
@@ -103,10 +105,10 @@ struct RequestTable {
 
     private mutating func remove(_ key: CallKey) -> PendingCall? {
         guard let call = calls.removeValue(forKey: key) else { return nil }
+        // The per-peer collections stay when they empty (a connection that asks or answers
+        // once usually does again); they go when the peer does (`removeRequests`, `removeCalls`).
         byRequester[call.requester]?[call.requestID] = nil
-        if byRequester[call.requester]?.isEmpty == true { byRequester[call.requester] = nil }
         byResponder[key.responder]?.remove(key.callID)
-        if byResponder[key.responder]?.isEmpty == true { byResponder[key.responder] = nil }
         if call.deadline.isFinite { timedCount -= 1 }
         return call
     }
