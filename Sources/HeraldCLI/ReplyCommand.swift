@@ -39,6 +39,9 @@ struct ReplyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A command that exits without reading its input must not take this process with it:
+        // writing the request to its closed pipe fails with EPIPE instead of raising SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         let bus = try await connection.connect()
         let requests: IncomingRequests
         do {

@@ -43,21 +43,14 @@ extension Bus {
         guard size <= broker.maxFrameSize else { throw .messageTooLarge(size: size, maximum: broker.maxFrameSize) }
         let milliseconds = Self.milliseconds(timeout)
         let outcome = CallOutcome()
-        var timer: Task<Void, Never>?
+        // The bus's I/O thread keeps the timeout (the broker keeps it too, within about a
+        // second more); a late answer finds nothing waiting.
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Response, HeraldError>, Never>) in
             outcome.install(continuation)
-            let requestID = connection.request(topic: topicBytes, payload: bytes, timeoutMilliseconds: milliseconds) { outcome.resolve($0) }
-            guard let requestID else { return }
-            // The broker also times the request out (within about a second more); the
-            // precise timeout is this one. A late answer finds nothing waiting.
-            let connection = self.connection
-            timer = Task {
-                guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                if let pending = connection.takeCall(requestID) { pending(.failure(.timeout)) }
+            connection.request(topic: topicBytes, payload: bytes, timeoutMilliseconds: milliseconds, timeout: timeout) {
+                outcome.resolve($0)
             }
         }
-        // Answered (or failed): the timer is not needed any more.
-        timer?.cancel()
         let response = try result.get()
         let sender = Message.Sender(
             peerID: response.senderID, pid: response.sender.pid, uid: response.sender.uid, gid: response.sender.gid)

@@ -64,6 +64,13 @@ final class Connection: Sendable {
         var resent = false
     }
 
+    /// A REQUEST waiting for its answer, and when the requester stops waiting.
+    struct PendingCall {
+        var completion: CallCompletion
+        /// Nanoseconds after ``Connection/epoch``.
+        var deadline: Int64
+    }
+
     /// One filter the broker holds for this connection.
     struct BrokerSubscription {
         var filter: TopicFilter
@@ -88,7 +95,7 @@ final class Connection: Sendable {
         var pendingRequests: [UInt32: PendingRequest] = [:]
         var pendingPings: [UInt64: Completion] = [:]
         /// REQUESTs waiting for their RESPONSE (or ERROR), by request id.
-        var pendingCalls: [UInt32: CallCompletion] = [:]
+        var pendingCalls: [UInt32: PendingCall] = [:]
         /// Broker-side subscription id → filter and the subscription it feeds. The one place
         /// that knows what this connection is subscribed to (what a reconnect would re-send).
         var subscriptions: [UInt32: BrokerSubscription] = [:]
@@ -122,6 +129,13 @@ final class Connection: Sendable {
     let subscriptionsVersion = Atomic<UInt64>(0)
     /// Set by close() (or the Bus deinit); the I/O thread starts its bounded close.
     let closeRequested = Atomic<Bool>(false)
+    /// Where request deadlines are counted from.
+    let epoch = ContinuousClock.now
+    /// The earliest deadline of a waiting request (nanoseconds after `epoch`; `Int64.max`
+    /// for none), so the I/O thread times requests out without a task per request. Written
+    /// under `control`, read by the I/O thread without it (an early value only wakes it once
+    /// for nothing).
+    let earliestCallDeadline = Atomic<Int64>(.max)
 
     init(address: BusAddress, options: BusOptions, socket: Int32, wakeFD: Int32) {
         self.address = address

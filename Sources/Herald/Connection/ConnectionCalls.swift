@@ -5,10 +5,14 @@ import HeraldProtocol
 /// REPLYs to the CALLs a responder subscription received.
 extension Connection {
     /// Sends a REQUEST on `topic` (already validated); `completion` runs once, with the
-    /// RESPONSE or the reason there is none. Returns the request id, or nil if the request
+    /// RESPONSE, or the reason there is none (``HeraldError/timeout`` once `timeout` has
+    /// passed: the I/O thread keeps the time). Returns the request id, or nil if the request
     /// could not be sent (`completion` has run then).
     @discardableResult
-    func request(topic: [UInt8], payload: [UInt8], timeoutMilliseconds: UInt32, completion: @escaping CallCompletion) -> UInt32? {
+    func request(
+        topic: [UInt8], payload: [UInt8], timeoutMilliseconds: UInt32, timeout: Duration, completion: @escaping CallCompletion
+    ) -> UInt32? {
+        let deadline = nanoseconds(since: epoch, at: .now + timeout)
         let outcome = control.withLock { state -> Result<UInt32, HeraldError> in
             switch state.phase {
             case .open:
@@ -21,7 +25,8 @@ extension Connection {
                 return .failure(Connection.refusal(in: state.phase) ?? .closed)
             }
             let requestID = state.takeRequestID()
-            state.pendingCalls[requestID] = completion
+            state.pendingCalls[requestID] = PendingCall(completion: completion, deadline: deadline)
+            if deadline < earliestCallDeadline.load(ordering: .relaxed) { earliestCallDeadline.store(deadline, ordering: .releasing) }
             return .success(requestID)
         }
         switch outcome {
@@ -42,7 +47,30 @@ extension Connection {
     /// Removes the request `requestID` from the waiting ones and returns its completion (nil
     /// if it was answered already): for a timeout, or for the I/O thread's answer.
     func takeCall(_ requestID: UInt32) -> CallCompletion? {
-        control.withLock { $0.pendingCalls.removeValue(forKey: requestID) }
+        control.withLock { $0.pendingCalls.removeValue(forKey: requestID)?.completion }
+    }
+
+    /// The I/O thread's clock for request deadlines: nanoseconds after `epoch`.
+    func nanosecondsNow() -> Int64 { nanoseconds(since: epoch, at: .now) }
+
+    /// Fails with ``HeraldError/timeout`` every waiting request whose deadline is at or
+    /// before `now`, and moves ``earliestCallDeadline`` to the next one.
+    func expireCalls(now: Int64) {
+        let expired = control.withLock { state -> [CallCompletion] in
+            var expired: [CallCompletion] = []
+            var next = Int64.max
+            for (id, call) in state.pendingCalls {
+                if call.deadline <= now {
+                    expired.append(call.completion)
+                    state.pendingCalls[id] = nil
+                } else {
+                    next = min(next, call.deadline)
+                }
+            }
+            earliestCallDeadline.store(next, ordering: .releasing)
+            return expired
+        }
+        for completion in expired { completion(.failure(.timeout)) }
     }
 
     /// The broker answered `requestID` with an ERROR: fails that request. False if no
@@ -79,4 +107,10 @@ extension Connection {
             throw rejection
         }
     }
+}
+
+/// `instant` as nanoseconds after `epoch` (for deadlines kept in an atomic).
+func nanoseconds(since epoch: ContinuousClock.Instant, at instant: ContinuousClock.Instant) -> Int64 {
+    let (seconds, attoseconds) = epoch.duration(to: instant).components
+    return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
 }

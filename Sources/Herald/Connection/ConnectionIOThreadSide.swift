@@ -158,10 +158,11 @@ extension Connection {
                 state.subscriptions = [:]
                 state.eventSinks = [:]
                 state.pendingCalls = [:]
+                earliestCallDeadline.store(.max, ordering: .releasing)
             }
             return (
                 Array(state.pendingRequests.values), Array(state.pendingPings.values),
-                state.subscriptions.values.map(\.state), Array(state.eventSinks.values), Array(state.pendingCalls.values)
+                state.subscriptions.values.map(\.state), Array(state.eventSinks.values), state.pendingCalls.values.map(\.completion)
             )
         }
         subscriptionsVersion.add(1, ordering: .releasing)

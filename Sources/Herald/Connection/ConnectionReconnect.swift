@@ -10,8 +10,11 @@ extension Connection {
     func beginReconnecting(_ reason: HeraldError, publishing: ReconnectPolicy.Publishing) {
         let calls = control.withLock { state -> [CallCompletion] in
             if case .open = state.phase { state.phase = .reconnecting }
-            defer { state.pendingCalls = [:] }
-            return Array(state.pendingCalls.values)
+            defer {
+                state.pendingCalls = [:]
+                earliestCallDeadline.store(.max, ordering: .releasing)
+            }
+            return state.pendingCalls.values.map(\.completion)
         }
         // A request's answer would come back through the session that was lost: it fails
         // now (the responder may or may not have acted on it, so it is not sent again).

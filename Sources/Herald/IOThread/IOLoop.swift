@@ -133,13 +133,24 @@ final class IOLoop {
             if finished { break }
             updateInterest()
             var timeout: Int32 = -1
+            // Requests time out here, not in a task each: the earliest deadline bounds the wait.
+            let callDeadline = connection.earliestCallDeadline.load(ordering: .acquiring)
+            if callDeadline != .max {
+                let now = connection.nanosecondsNow()
+                if now >= callDeadline {
+                    connection.expireCalls(now: now)
+                    continue
+                }
+                timeout = Int32(clamping: (callDeadline - now) / 1_000_000 + 1)
+            }
             if let closeDeadline {
                 let remaining = ContinuousClock.now.duration(to: closeDeadline)
                 if remaining <= .zero {
                     finish(reason: nil, failSubscriptions: false)
                     break
                 }
-                timeout = Int32(clamping: milliseconds(remaining) + 1)
+                let closeTimeout = Int32(clamping: milliseconds(remaining) + 1)
+                timeout = timeout < 0 ? closeTimeout : min(timeout, closeTimeout)
             }
             let count = events.withUnsafeMutableBufferPointer {
                 herald_epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
