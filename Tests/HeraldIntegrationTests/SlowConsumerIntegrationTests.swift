@@ -119,11 +119,19 @@ struct SlowConsumerIntegrationTests {
     @Test func disconnectModeClosesWithAReason() async throws {
         let scene = try await Self.scene(.disconnect)
         async let fastReceived = Self.receive(scene.fast, count: Self.messageCount)
-        try await Self.publishAll(scene.broker.address)
-        #expect(try await fastReceived == Array(0..<Self.messageCount))
-        Self.expectBoundedMemory(scene)
+        let address = scene.broker.address
+        let publishing = Task { try await Self.publishAll(address) }
+        // The stalled subscriber reads once the broker says it cut it off: the broker lingers
+        // (30 s) for it to read why, which a slow machine may take longer than to publish all.
+        let deadline = Date().addingTimeInterval(60)
+        while !scene.broker.log.contains("disconnecting slow consumer") && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let stalled = scene.stalled
         let frames = try await BlockingWork.run { try stalled.readUntilClosed() }
+        try await publishing.value
+        #expect(try await fastReceived == Array(0..<Self.messageCount))
+        Self.expectBoundedMemory(scene)
         let sequences = frames.compactMap(\.messagePayload).map(Self.sequence)
         #expect(sequences == Array(0..<sequences.count), "whole messages, in order, up to the cut")
         let error = frames.last?.errorBody
