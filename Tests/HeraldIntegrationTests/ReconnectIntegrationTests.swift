@@ -41,6 +41,47 @@ struct ReconnectIntegrationTests {
     static func isReconnected(_ event: BusEvent) -> Bool { if case .reconnected = event { true } else { false } }
     static func isReconnecting(_ event: BusEvent) -> Bool { if case .reconnecting = event { true } else { false } }
 
+    /// The bus hands its last will to the new broker after a reconnect: when that broker
+    /// later drops the bus without a GOODBYE (here, as a slow consumer), the will is published.
+    @Test func theLastWillIsSetAgainAfterAReconnect() async throws {
+        let manager = try ServiceManager(purpose: "will-again")
+        let first = try manager.start()
+        #expect(await manager.notify.waitForReady(timeout: 10))
+        let watcher = try await Bus.connect(to: manager.address, options: BusOptions(clientName: "watcher"))
+        let watcherEvents = EventLog(watcher)
+        var states = try await watcher.subscribe("svc/state").makeAsyncIterator()
+        let service = try await Bus.connect(
+            to: manager.address,
+            options: BusOptions(
+                clientName: "service", slowConsumerPolicy: .disconnect, outputLimit: 64 << 10, subscriptionBufferLimit: 64 << 10,
+                lastWill: LastWill(topic: "svc/state", "gone")))
+        let serviceEvents = EventLog(service)
+        try await service.flush()
+
+        #expect(await first.stop(signal: SIGKILL) == 128 + SIGKILL)
+        let second = try manager.start()
+        #expect(await serviceEvents.wait(Self.isReconnected))
+        #expect(await watcherEvents.wait(Self.isReconnected))
+        try await service.flush()  // the new broker has the will
+
+        // The service stops reading a topic that floods: the broker disconnects it, no GOODBYE.
+        let flood = try await service.subscribe("svc/flood")
+        let flooder = try await Bus.connect(to: manager.address, options: BusOptions(clientName: "flooder"))
+        let chunk = [UInt8](repeating: 7, count: 1024)
+        for _ in 0..<4096 { try await flooder.publish("svc/flood", chunk) }
+        try await flooder.flush()
+        // The will goes out while the broker routes the flood, so before this marker; without
+        // it the marker would come first.
+        try await flooder.publish("svc/state", "marker")
+        try await flooder.flush()
+        #expect(try await states.next()?.string == "gone", "the will, set again on the new broker, was published")
+        _ = flood
+        await flooder.close()
+        await watcher.close()
+        await service.close()
+        #expect(await second.stop() == 0)
+    }
+
     @Test func aSubscriptionResumesAndBufferedPublishesArriveOnceInOrder() async throws {
         let manager = try ServiceManager(purpose: "resume")
         let first = try manager.start()

@@ -85,12 +85,14 @@ extension Connection {
     /// reported like a refused publish (by the next flush); nil without a will. Call with the
     /// `control` lock not held.
     func willFrame() -> [UInt8]? {
+        control.withLock { willFrame(registeringIn: &$0) }
+    }
+
+    /// ``willFrame()`` with the `control` lock held (`state` is what it guards).
+    func willFrame(registeringIn state: inout Control) -> [UInt8]? {
         guard let will = options.lastWill else { return nil }
-        let requestID = control.withLock { state in
-            let requestID = state.takeRequestID()
-            state.pendingRequests[requestID] = PendingRequest(filter: nil, subscriptionID: nil, completion: willCompletion)
-            return requestID
-        }
+        let requestID = state.takeRequestID()
+        state.pendingRequests[requestID] = PendingRequest(filter: nil, subscriptionID: nil, completion: willCompletion)
         return FrameEncoder.encode(.will(Will(requestID: requestID, topic: will.topic, payload: will.payload, retain: will.retain)))
     }
 

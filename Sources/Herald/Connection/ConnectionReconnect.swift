@@ -95,12 +95,9 @@ extension Connection {
             }
             // The last will first of all, for the new session (a pending one from the old
             // session has no answer coming: it settles as done).
-            if let will = options.lastWill {
-                let requestID = state.takeRequestID()
-                state.pendingRequests[requestID] = PendingRequest(filter: nil, subscriptionID: nil, completion: willCompletion)
-                var willFrame = FrameEncoder.encode(.will(Will(requestID: requestID, topic: will.topic, payload: will.payload, retain: will.retain)))
-                willFrame.append(contentsOf: requests)
-                requests = willFrame
+            if var will = willFrame(registeringIn: &state) {
+                will.append(contentsOf: requests)
+                requests = will
             }
             for token in state.pendingPings.keys.sorted() { FrameEncoder.encode(.ping(token: token), into: &pings) }
             return unsubscribes
