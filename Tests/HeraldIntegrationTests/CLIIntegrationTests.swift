@@ -50,15 +50,23 @@ struct CLIIntegrationTests {
 
     @Test func jsonOutputAndCount() async throws {
         let broker = try await BrokerProcess()
-        let subscriber = try await Self.startSubscriber(broker, ["sensors/+/temp"], extra: ["--json", "--count", "3"])
+        // No probe messages here (they would count): the subscriber is ready once the broker
+        // lists its subscription.
+        let subscriber = try CLIProcess(["sub", "--address", broker.address, "sensors/+/temp", "--json", "--count", "2"])
         let bus = try await Bus.connect(to: broker.address)
+        var subscribed = false
+        for _ in 0..<1000 where !subscribed {
+            subscribed = try await bus.peers().contains { $0.subscriptions.map(\.filter) == ["sensors/+/temp"] }
+            if !subscribed { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(subscribed, "\(subscriber.standardError)")
         try await bus.publish("sensors/kitchen/temp", "21.5")
         try await bus.publish("sensors/kitchen/humidity", "40")  // does not match
         try await bus.publish("sensors/attic/temp", [0xFF, 0x00])  // not UTF-8
         try await bus.flush()
-        #expect(await subscriber.waitForExit() == 0, "exits after --count messages (the probe counts)")
+        #expect(await subscriber.waitForExit() == 0, "exits after --count messages")
         let objects = subscriber.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        #expect(objects.count == 3)
+        #expect(objects.count == 2)
         let kitchen = objects.first { $0["topic"] as? String == "sensors/kitchen/temp" }
         #expect(kitchen?["payload"] as? String == "21.5")
         let sender = kitchen?["sender"] as? [String: Any]
@@ -173,15 +181,15 @@ struct MonitorCLITests {
         defer { answering.cancel() }
         let client = try await Bus.connect(to: broker.address, options: BusOptions(clientName: "client"))
         defer { Task { await client.close() } }
-        // The monitor is ready once it sees what is published (its subscriptions are confirmed
-        // before it reads anything else).
+        // The monitor is ready once the broker lists its monitor subscription (a probe message
+        // would count towards --count, and how many probes arrive depends on timing).
         var ready = false
-        for _ in 0..<500 where !ready {
-            try await client.publish("app/ping", "ping")
-            try await client.flush()
-            ready = await monitor.waitForLine(timeout: 0.02) { $0.contains("app/ping") } != nil
+        for _ in 0..<1000 where !ready {
+            ready = try await client.peers().contains { $0.name == "herald monitor" && $0.subscriptions.map(\.filter) == ["app/#"] }
+            if !ready { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(ready, "\(monitor.standardError)")
+        try await client.publish("app/ping", "ping")
         let answer = try await client.request("app/settings", "theme")
         #expect(answer.string == "dark")
         try await client.send(to: responder.peerID, "app/note", "hi")
@@ -191,7 +199,7 @@ struct MonitorCLITests {
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             return object?["kind"] as? String
         }
-        #expect(kinds.suffix(3) == ["request", "reply", "direct"], "\(monitor.standardOutput)")
+        #expect(kinds == ["message", "request", "reply", "direct"], "\(monitor.standardOutput)")
         let reply = monitor.lines.first { $0.contains("\"kind\":\"reply\"") } ?? ""
         #expect(reply.contains("\"target\":\(client.peerID)") && reply.contains("\"payload\":\"dark\""), "\(reply)")
     }
