@@ -301,3 +301,57 @@ ssize_t herald_recv_with_fds(int fd, void *buffer, size_t capacity, int *fds, in
     }
     return n;
 }
+
+ssize_t herald_recv_stream(int fd, void *buffer, size_t capacity, int *fds, int fd_capacity, int *fd_count, int *truncated) {
+    *fd_count = 0;
+    *truncated = 0;
+    struct iovec iov = {.iov_base = buffer, .iov_len = capacity};
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * 253)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fds != NULL) {
+        message.msg_control = control.bytes;
+        message.msg_controllen = sizeof control.bytes;
+    }
+    ssize_t n = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    if (n < 0) return -1;
+    if (message.msg_flags & MSG_CTRUNC) *truncated = 1;
+    if (fds == NULL) return n;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *passed = (int *)CMSG_DATA(header);
+        for (int index = 0; index < count; index++) {
+            if (*fd_count < fd_capacity) {
+                fds[(*fd_count)++] = passed[index];
+            } else {
+                close(passed[index]);  // more than the caller has room for: never leaked
+                *truncated = 1;
+            }
+        }
+    }
+    return n;
+}
+
+ssize_t herald_send_with_fds(int fd, const void *buffer, size_t count, const int *fds, int fd_count) {
+    struct iovec iov = {.iov_base = (void *)buffer, .iov_len = count};
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * 253)];
+        struct cmsghdr align;
+    } control;
+    if (fd_count < 1 || fd_count > 253) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
+    message.msg_control = control.bytes;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)fd_count);
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)fd_count);
+    memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)fd_count);
+    return sendmsg(fd, &message, MSG_NOSIGNAL);
+}

@@ -20,6 +20,10 @@ public enum LimitSetting: String, CaseIterable, Sendable {
     case maxRetainedBytesPerUID = "max-retained-bytes-per-uid"
     /// ``BrokerConfiguration/maxPendingRequestsPerPeer``.
     case maxPendingRequests = "max-pending-requests"
+    /// ``BrokerConfiguration/maxDescriptorsPerUID``.
+    case maxDescriptorsPerUID = "max-fds-per-uid"
+    /// ``BrokerConfiguration/maxDescriptorsHeld``.
+    case maxDescriptorsHeld = "max-fds-held"
     /// ``BrokerConfiguration/maxHandshakingConnections``.
     case maxHandshaking = "max-handshaking"
     /// ``BrokerConfiguration/maxHandshakingConnectionsPerUID``.
@@ -69,7 +73,7 @@ public enum LimitSetting: String, CaseIterable, Sendable {
     private var kind: Kind {
         switch self {
         case .maxConnections, .maxConnectionsPerUID, .maxSubscriptions, .maxSubscriptionsPerUID, .maxHandshaking,
-            .maxHandshakingPerUID, .maxPendingRequests:
+            .maxHandshakingPerUID, .maxPendingRequests, .maxDescriptorsPerUID, .maxDescriptorsHeld:
             .count(1...Int(Int32.max))
         case .maxRetainedPerUID: .count(0...Int(Int32.max))
         case .maxRetainedBytesPerUID: .bytes(0...Int.max)
@@ -123,6 +127,8 @@ public enum LimitSetting: String, CaseIterable, Sendable {
         case (.maxRetainedPerUID, .count(let count)): configuration.maxRetainedMessagesPerUID = count
         case (.maxRetainedBytesPerUID, .count(let count)): configuration.maxRetainedBytesPerUID = count
         case (.maxPendingRequests, .count(let count)): configuration.maxPendingRequestsPerPeer = count
+        case (.maxDescriptorsPerUID, .count(let count)): configuration.maxDescriptorsPerUID = count
+        case (.maxDescriptorsHeld, .count(let count)): configuration.maxDescriptorsHeld = count
         case (.maxHandshaking, .count(let count)): configuration.maxHandshakingConnections = count
         case (.maxHandshakingPerUID, .count(let count)): configuration.maxHandshakingConnectionsPerUID = count
         case (.maxFrameSize, .count(let count)): configuration.maxFrameSize = count

@@ -84,6 +84,12 @@ public struct BrokerConfiguration: Sendable {
     public var shutdownGrace: Double = 5
     /// REQUESTs one connection may have waiting for a reply (`too_many_requests` past it).
     public var maxPendingRequestsPerPeer = 4096
+    /// Passed file descriptors the broker holds for one uid's frames at a time, from
+    /// receiving them until the last receiver's copy is written (PROTOCOL.md §4.22, §5.6).
+    public var maxDescriptorsPerUID = 1024
+    /// Passed file descriptors the broker holds in all (heraldd lowers it to what its
+    /// descriptor limit leaves after the connections).
+    public var maxDescriptorsHeld = 8192
     /// Name and version reported in WELCOME.
     public var serverName = "heraldd \(HeraldVersion.string)"
 

@@ -91,6 +91,15 @@ public final class BrokerCore {
     /// The name of process `pid` (its `comm`), for introspection; the server reads it from
     /// /proc, the core does no I/O.
     public var processName: (UInt32) -> String? = { _ in nil }
+    /// Closes a file descriptor the broker holds (PROTOCOL.md §4.22): the server sets it to
+    /// `close`, the core does no I/O.
+    public var closeDescriptor: (Int32) -> Void = { _ in }
+    /// The descriptors of the frame being handled, while its deliveries are queued (`DescriptorPassing`).
+    var attaching: DescriptorSet?
+    /// Passed descriptors held, by the uid of the peer that sent them.
+    var descriptorsHeldByUID: [UInt32: Int] = [:]
+    /// Scratch: each route member's output end before a PUBLISH with descriptors is routed.
+    var descriptorRouteEnds: [Int] = []
 
     /// Creates a core with `configuration`, reporting `brokerPID`/`brokerUID` in WELCOME (and
     /// with `brokerGID`, as the sender of the `$SYS` messages it publishes).
@@ -213,6 +222,7 @@ public final class BrokerCore {
     public func resumeReading(_ slot: PeerSlot, now: Double) -> Bool {
         guard let peer = peers[slot], peer.pointee.state == .active else { return false }
         processBufferedInput(peer, now: now)
+        checkLeftoverDescriptors(peer)
         return !peer.pointee.isReadPaused && peer.pointee.state == .active
     }
 

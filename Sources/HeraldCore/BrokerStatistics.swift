@@ -82,4 +82,14 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var bytesReceived: UInt64 = 0
     /// Bytes written to clients.
     public var bytesWritten: UInt64 = 0
+    /// File descriptors received with frames (PROTOCOL.md §4.22).
+    public var descriptorsReceived: UInt64 = 0
+    /// Descriptors sent to receivers (one per receiver per descriptor).
+    public var descriptorsPassed: UInt64 = 0
+    /// Descriptors a receiver did not get because it did not announce `fds` (or is a monitor): the frame said so.
+    public var descriptorsWithheld: UInt64 = 0
+    /// Frames with descriptors refused: too many, over a quota, receiver without `fds`.
+    public var descriptorRefusals: UInt64 = 0
+    /// Descriptors the broker holds now: received, waiting for their receivers' sockets.
+    public var descriptorsHeld = 0
 }

@@ -131,6 +131,7 @@ extension BrokerCore {
         }
         let why = wasClosing ? peer.pointee.closeReason : reason
         releaseQueuedOutput(of: peer)
+        releaseDescriptors(of: peer)
         peer.pointee.state = .closed
         statistics.connectionsOpen -= 1
         if !peer.pointee.wasWelcomed {

@@ -119,6 +119,13 @@ struct Peer: ~Copyable {
     var lastWill: [UInt8]?
     /// When the peer was welcomed, in wall-clock nanoseconds since the Unix epoch (introspection).
     var connectedAt: UInt64 = 0
+    /// Bytes of output ever written (consumed): with `output.count`, where each queued frame
+    /// lies in the stream, for ``passing``.
+    var outputConsumed = 0
+    /// Frames in `output` that carry descriptors, in stream order (`DescriptorPassing`).
+    var passing: [PendingDescriptorPass] = []
+    /// Descriptors received from the peer that no frame has taken yet, in arrival order.
+    var receivedDescriptors: [Int32] = []
 
     init(
         slot: PeerSlot, id: UInt64, credentials: PeerCredentials, identity: PeerIdentity, access: PeerAccess,

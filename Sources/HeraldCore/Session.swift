@@ -8,6 +8,12 @@ extension BrokerCore {
     /// then the body (PROTOCOL.md §3.5).
     func handleControlFrame(_ peer: PeerPointer, _ header: FrameHeader, _ body: UnsafeRawBufferPointer) {
         let type = FrameType(rawValue: header.type)!
+        if header.flags & FrameFlags.descriptors != 0 && (type == .send || type == .reply) {
+            handleWithDescriptors(peer, type, header, body) { header, body in
+                if type == .send { handleSend(peer, header, body) } else { handleReply(peer, header, body) }
+            }
+            return
+        }
         switch type {
         case .subscribe:
             // Decoded here rather than by FrameDecoder: a filter that is not UTF-8 is an

@@ -69,6 +69,8 @@ extension BrokerCore {
     func consumeOutput(of peer: PeerPointer, _ count: Int) {
         // Once per write, not per message.
         statistics.bytesWritten &+= UInt64(count)
+        if !peer.pointee.passing.isEmpty { releasePassesWritten(of: peer, upTo: peer.pointee.outputConsumed + count) }
+        peer.pointee.outputConsumed &+= count
         peer.pointee.output.consume(count)
         peer.pointee.chargeQueued(-count)
     }
@@ -79,6 +81,7 @@ extension BrokerCore {
     func truncateOutputToFrameBoundary(of peer: PeerPointer) -> Int {
         let discarded = peer.pointee.output.truncateToFrameBoundary()
         peer.pointee.chargeQueued(-discarded)
+        if discarded > 0 && !peer.pointee.passing.isEmpty { releasePassesCut(of: peer) }
         return discarded
     }
 

@@ -28,6 +28,12 @@ public enum Capabilities {
     /// (SUBSCRIBE flag 0x02). A client MUST NOT send that flag to a broker that did not confirm it.
     public static let monitor: UInt32 = 0x0000_0020
 
+    /// The client passes and accepts file descriptors (PROTOCOL.md §4.22): it may send
+    /// PUBLISH, SEND and REPLY with descriptors, and receives those sent to it. Without it the
+    /// broker never sends it a descriptor: a message that carried some arrives flagged, with
+    /// the count withheld.
+    public static let descriptors: UInt32 = 0x0000_0040
+
     /// Every capability this implementation knows.
-    public static let known: UInt32 = retained | requests | direct | directInbox | lastWill | monitor
+    public static let known: UInt32 = retained | requests | direct | directInbox | lastWill | monitor | descriptors
 }

@@ -83,18 +83,34 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     /// A SEND names a peer that does not accept direct messages (its HELLO did not announce
     /// the `direct` capability).
     case directNotAccepted = 35
+    /// Fatal. File descriptors arrived from a client that did not announce the `fds`
+    /// capability (or before WELCOME); the broker closed them.
+    case unexpectedDescriptors = 36
+    /// Fatal. The descriptors received do not match the counts the frames announced (fewer
+    /// than a frame's `fd_count`, or some left over that no frame announced).
+    case descriptorCountMismatch = 37
+    /// A frame carried more descriptors than the per-message maximum (16); they were closed
+    /// and the frame ignored.
+    case tooManyDescriptors = 38
+    /// The sender's uid (or the whole broker) holds as many passed descriptors as it may;
+    /// they were closed and the frame ignored until receivers take theirs.
+    case descriptorQuotaExceeded = 39
+    /// A SEND or REPLY with descriptors names a peer that did not announce the `fds`
+    /// capability; nothing was delivered and the descriptors were closed.
+    case descriptorsNotAccepted = 40
 
     /// Whether the broker closes the connection after sending this code.
     public var isFatal: Bool {
         switch self {
         case .malformedFrame, .unknownFrameType, .frameTooLarge, .handshakeRequired, .unsupportedVersion,
             .notAuthorized, .slowConsumer, .tooManyConnections, .unexpectedFrame, .notHerald, .handshakeTimeout,
-            .repliesNotRead, .frameTimeout, .inputBudgetExceeded:
+            .repliesNotRead, .frameTimeout, .inputBudgetExceeded, .unexpectedDescriptors, .descriptorCountMismatch:
             true
         case .invalidTopic, .invalidFilter, .topicTooLong, .tooManySubscriptions, .unknownSubscription,
             .duplicateSubscription, .reservedTopic, .brokerShuttingDown, .unsupportedFlags, .forbidden,
             .subscriptionRevoked, .retainedQuotaExceeded, .noResponders, .responderGone, .requestTimeout,
-            .tooManyRequests, .duplicateRequest, .unknownCall, .responderBusy, .unknownPeer, .directNotAccepted:
+            .tooManyRequests, .duplicateRequest, .unknownCall, .responderBusy, .unknownPeer, .directNotAccepted,
+            .tooManyDescriptors, .descriptorQuotaExceeded, .descriptorsNotAccepted:
             false
         }
     }
@@ -136,6 +152,11 @@ public enum ErrorCode: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .responderBusy: "responder busy"
         case .unknownPeer: "unknown peer"
         case .directNotAccepted: "direct messages not accepted"
+        case .unexpectedDescriptors: "unexpected file descriptors"
+        case .descriptorCountMismatch: "file descriptor count mismatch"
+        case .tooManyDescriptors: "too many file descriptors"
+        case .descriptorQuotaExceeded: "file descriptor quota exceeded"
+        case .descriptorsNotAccepted: "file descriptors not accepted"
         }
     }
 }

@@ -52,13 +52,29 @@ public enum FrameDecoder {
         let allowedFlags: UInt8 =
             switch type {
             case .error: FrameFlags.fatal
-            case .publish, .will: FrameFlags.retain
+            case .publish: FrameFlags.retain | FrameFlags.descriptors
+            case .will: FrameFlags.retain
             case .subscribe: FrameFlags.responder | FrameFlags.monitor
+            case .send, .reply, .message, .direct, .response, .monitored: FrameFlags.descriptors
             default: 0
             }
         guard header.flags & ~allowedFlags == 0 else { throw .unsupportedFlags(header.flags & ~allowedFlags) }
         if !type.carriesTopicLength && header.aux != 0 {
             throw .invalidValue("aux field must be zero for \(type)")
+        }
+        let passesDescriptors = header.flags & FrameFlags.descriptors != 0
+        var body = body
+        // A client frame's descriptor block comes in front of its usual body (§4.22).
+        var clientDescriptors: DescriptorBlock?
+        if passesDescriptors && (type == .publish || type == .send || type == .reply) {
+            guard body.count >= DescriptorBlock.size else { throw .truncatedBody }
+            clientDescriptors = try DescriptorBlock.loadClientBlock(from: body.baseAddress!).get()
+            body = UnsafeRawBufferPointer(rebasing: body[DescriptorBlock.size...])
+        }
+        // A broker frame's is in its sender block (the first 24 body bytes).
+        var brokerDescriptors: DescriptorBlock?
+        if passesDescriptors && clientDescriptors == nil && body.count >= SenderBlock.size {
+            brokerDescriptors = try DescriptorBlock.loadFromSenderBlock(body.baseAddress!).get()
         }
         var reader = ByteReader(body)
         let frame: Frame
@@ -141,13 +157,16 @@ public enum FrameDecoder {
             let topicLength = Int(header.aux)
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
-            frame = .publish(Publish(topic: topic, payload: reader.rest(), retain: header.flags & FrameFlags.retain != 0))
+            var publish = Publish(topic: topic, payload: reader.rest(), retain: header.flags & FrameFlags.retain != 0)
+            publish.descriptors = clientDescriptors
+            frame = .publish(publish)
         case .message, .direct:
             let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
             let topicLength = Int(header.aux)
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
-            let delivery = Delivery(senderID: sender.senderID, sender: sender.credentials, topic: topic, payload: reader.rest())
+            var delivery = Delivery(senderID: sender.senderID, sender: sender.credentials, topic: topic, payload: reader.rest())
+            delivery.descriptors = brokerDescriptors
             frame = type == .direct ? .direct(delivery) : .message(delivery)
         case .dropped:
             frame = .dropped(DropNotice(messages: try reader.u64(), bytes: try reader.u64()))
@@ -184,7 +203,9 @@ public enum FrameDecoder {
         case .reply:
             let callID = try reader.u32()
             let status = try reader.u32()
-            frame = .reply(Reply(callID: callID, status: status, payload: reader.rest()))
+            var reply = Reply(callID: callID, status: status, payload: reader.rest())
+            reply.descriptors = clientDescriptors
+            frame = .reply(reply)
         case .send:
             let requestID = try reader.u32()
             _ = try reader.u32()
@@ -192,7 +213,9 @@ public enum FrameDecoder {
             let topicLength = Int(header.aux)
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
-            frame = .send(Send(requestID: requestID, target: target, topic: topic, payload: reader.rest()))
+            var send = Send(requestID: requestID, target: target, topic: topic, payload: reader.rest())
+            send.descriptors = clientDescriptors
+            frame = .send(send)
         case .monitored:
             let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
             let kindRaw = try reader.u8()
@@ -206,10 +229,11 @@ public enum FrameDecoder {
             let topicLength = Int(header.aux)
             guard topicLength <= reader.remaining else { throw .lengthOutOfRange }
             let topic = try reader.bytes(topicLength)
-            frame = .monitored(
-                Monitored(
-                    senderID: sender.senderID, sender: sender.credentials, kind: kind, subscriptionID: subscriptionID, target: target,
-                    callID: callID, status: status, topic: topic, payload: reader.rest()))
+            var monitored = Monitored(
+                senderID: sender.senderID, sender: sender.credentials, kind: kind, subscriptionID: subscriptionID, target: target,
+                callID: callID, status: status, topic: topic, payload: reader.rest())
+            monitored.descriptors = brokerDescriptors
+            frame = .monitored(monitored)
         case .will:
             let requestID = try reader.u32()
             let topicLength = Int(header.aux)
@@ -220,8 +244,10 @@ public enum FrameDecoder {
             let sender = SenderBlock(loadingFrom: try reader.fixed(SenderBlock.size))
             let requestID = try reader.u32()
             let status = try reader.u32()
-            frame = .response(
-                Response(senderID: sender.senderID, sender: sender.credentials, requestID: requestID, status: status, payload: reader.rest()))
+            var response = Response(
+                senderID: sender.senderID, sender: sender.credentials, requestID: requestID, status: status, payload: reader.rest())
+            response.descriptors = brokerDescriptors
+            frame = .response(response)
         }
         try reader.expectEnd()
         return frame

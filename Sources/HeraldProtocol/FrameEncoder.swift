@@ -63,11 +63,13 @@ public enum FrameEncoder {
         case .publish(let publish):
             aux = UInt16(truncatingIfNeeded: publish.topic.count)
             flags = publish.retain ? FrameFlags.retain : 0
+            flags |= appendClientDescriptorBlock(publish.descriptors, to: &buffer)
             buffer.append(contentsOf: publish.topic)
             buffer.append(contentsOf: publish.payload)
         case .message(let delivery), .direct(let delivery):
             aux = UInt16(truncatingIfNeeded: delivery.topic.count)
-            appendSenderBlock(SenderBlock(senderID: delivery.senderID, credentials: delivery.sender), to: &buffer)
+            appendSenderBlock(SenderBlock(senderID: delivery.senderID, credentials: delivery.sender), delivery.descriptors, to: &buffer)
+            flags = delivery.descriptors == nil ? 0 : FrameFlags.descriptors
             buffer.append(contentsOf: delivery.topic)
             buffer.append(contentsOf: delivery.payload)
         case .dropped(let notice):
@@ -95,11 +97,13 @@ public enum FrameEncoder {
             buffer.append(contentsOf: call.topic)
             buffer.append(contentsOf: call.payload)
         case .reply(let reply):
+            flags = appendClientDescriptorBlock(reply.descriptors, to: &buffer)
             buffer.appendLE(reply.callID)
             buffer.appendLE(reply.status)
             buffer.append(contentsOf: reply.payload)
         case .send(let send):
             aux = UInt16(truncatingIfNeeded: send.topic.count)
+            flags = appendClientDescriptorBlock(send.descriptors, to: &buffer)
             buffer.appendLE(send.requestID)
             buffer.appendLE(UInt32(0))
             buffer.appendLE(send.target)
@@ -113,7 +117,8 @@ public enum FrameEncoder {
             buffer.append(contentsOf: will.payload)
         case .monitored(let monitored):
             aux = UInt16(truncatingIfNeeded: monitored.topic.count)
-            appendSenderBlock(SenderBlock(senderID: monitored.senderID, credentials: monitored.sender), to: &buffer)
+            appendSenderBlock(SenderBlock(senderID: monitored.senderID, credentials: monitored.sender), monitored.descriptors, to: &buffer)
+            flags = monitored.descriptors == nil ? 0 : FrameFlags.descriptors
             buffer.append(monitored.kind.rawValue)
             buffer.append(contentsOf: [0, 0, 0])
             buffer.appendLE(monitored.subscriptionID)
@@ -123,7 +128,8 @@ public enum FrameEncoder {
             buffer.append(contentsOf: monitored.topic)
             buffer.append(contentsOf: monitored.payload)
         case .response(let response):
-            appendSenderBlock(SenderBlock(senderID: response.senderID, credentials: response.sender), to: &buffer)
+            appendSenderBlock(SenderBlock(senderID: response.senderID, credentials: response.sender), response.descriptors, to: &buffer)
+            flags = response.descriptors == nil ? 0 : FrameFlags.descriptors
             buffer.appendLE(response.requestID)
             buffer.appendLE(response.status)
             buffer.append(contentsOf: response.payload)
@@ -159,11 +165,21 @@ public enum FrameEncoder {
     }
 
     /// Appends the 24-byte sender block of MESSAGE, RETAINED, CALL and RESPONSE.
-    private static func appendSenderBlock(_ block: SenderBlock, to buffer: inout [UInt8]) {
+    private static func appendSenderBlock(_ block: SenderBlock, _ descriptors: DescriptorBlock? = nil, to buffer: inout [UInt8]) {
         withUnsafeTemporaryAllocation(byteCount: SenderBlock.size, alignment: 8) { raw in
             block.store(to: raw.baseAddress!)
+            descriptors?.store(intoSenderBlock: raw.baseAddress!)
             buffer.append(contentsOf: raw)
         }
+    }
+
+    /// Appends a client frame's descriptor block, if any; returns the flag it needs.
+    private static func appendClientDescriptorBlock(_ descriptors: DescriptorBlock?, to buffer: inout [UInt8]) -> UInt8 {
+        guard let descriptors else { return 0 }
+        buffer.append(descriptors.count)
+        buffer.append(descriptors.flags)
+        buffer.appendLE(UInt16(0))
+        return FrameFlags.descriptors
     }
 
     /// The UTF-8 of `text`, cut at a character boundary to at most `limit` bytes.

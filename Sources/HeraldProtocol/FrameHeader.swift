@@ -64,4 +64,8 @@ public enum FrameFlags {
     /// messages published on matching topics, it receives MONITORED copies of the requests,
     /// replies and direct messages on them.
     public static let monitor: UInt8 = 0x02
+    /// PUBLISH, SEND and REPLY from a client, MESSAGE, DIRECT, RESPONSE and MONITORED from the
+    /// broker: the frame carries file descriptors, or (broker frames) withholds them
+    /// (``DescriptorBlock``, PROTOCOL.md §4.22).
+    public static let descriptors: UInt8 = 0x80
 }

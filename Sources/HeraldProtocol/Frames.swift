@@ -182,6 +182,8 @@ public struct Unsubscribe: Equatable, Sendable {
 /// PUBLISH: a message from a client. The topic is kept as bytes because validating it is
 /// the broker's job (an invalid topic is an ERROR, not a malformed frame).
 public struct Publish: Equatable, Sendable {
+    /// The file descriptors passed with this frame (flag 0x80, PROTOCOL.md §4.22); nil for none.
+    public var descriptors: DescriptorBlock? = nil
     /// Topic bytes (UTF-8 when valid).
     public var topic: [UInt8]
     /// Opaque payload.
@@ -204,6 +206,8 @@ public struct Publish: Equatable, Sendable {
 
 /// MESSAGE: a delivery, stamped by the broker with the sender's identity.
 public struct Delivery: Equatable, Sendable {
+    /// The file descriptors passed with this frame (flag 0x80, PROTOCOL.md §4.22); nil for none.
+    public var descriptors: DescriptorBlock? = nil
     /// The publishing connection's peer id.
     public var senderID: UInt64
     /// The publisher's kernel-verified credentials.

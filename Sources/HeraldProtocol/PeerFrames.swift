@@ -4,6 +4,8 @@
 /// SEND: a message for one peer, named by its peer id (PROTOCOL.md §4.18). The topic is kept
 /// as bytes, as PUBLISH's is: validating it is the broker's job.
 public struct Send: Equatable, Sendable {
+    /// The file descriptors passed with this frame (flag 0x80, PROTOCOL.md §4.22); nil for none.
+    public var descriptors: DescriptorBlock? = nil
     /// Chosen by the sender; an ERROR about this SEND carries it (there is no reply on success).
     public var requestID: UInt32
     /// The peer id (from its WELCOME, or a message it sent) of the connection to deliver to.
@@ -56,6 +58,8 @@ public struct Will: Equatable, Sendable {
 /// MONITORED: a copy of a request, reply or direct message, for a monitor subscription
 /// (PROTOCOL.md §4.21).
 public struct Monitored: Equatable, Sendable {
+    /// The file descriptors passed with this frame (flag 0x80, PROTOCOL.md §4.22); nil for none.
+    public var descriptors: DescriptorBlock? = nil
     /// What was copied.
     public enum Kind: UInt8, Sendable, CaseIterable {
         /// A REQUEST, as handed to its responder.

@@ -34,4 +34,8 @@ public enum ProtocolLimits {
     /// What a MONITORED frame adds to the frame it copies (at most): the sender block and its
     /// own 16 bytes beyond the 8 fixed bytes of a REQUEST or REPLY.
     public static let monitoredAllowance = SenderBlock.size + 16
+    /// Most file descriptors one frame may carry (PROTOCOL.md §4.22). The kernel allows 253
+    /// per message (SCM_MAX_FD); a bus message needs a few, and a small bound keeps what one
+    /// message can pin in the broker small. More travel inside a passed socket or memfd.
+    public static let maxDescriptorsPerMessage = 16
 }

@@ -56,6 +56,8 @@ public struct Call: Equatable, Sendable {
 
 /// REPLY: a responder's answer to a CALL (PROTOCOL.md §4.16).
 public struct Reply: Equatable, Sendable {
+    /// The file descriptors passed with this frame (flag 0x80, PROTOCOL.md §4.22); nil for none.
+    public var descriptors: DescriptorBlock? = nil
     /// The CALL's `call_id`.
     public var callID: UInt32
     /// 0: `payload` is the answer. Anything else: the responder failed the request with
@@ -74,6 +76,8 @@ public struct Reply: Equatable, Sendable {
 
 /// RESPONSE: the answer to a REQUEST, stamped with the responder's identity (PROTOCOL.md §4.17).
 public struct Response: Equatable, Sendable {
+    /// The file descriptors passed with this frame (flag 0x80, PROTOCOL.md §4.22); nil for none.
+    public var descriptors: DescriptorBlock? = nil
     /// The answering connection's peer id.
     public var senderID: UInt64
     /// The responder's kernel-verified credentials.

@@ -51,6 +51,16 @@ public enum DescriptorBudget {
         max(1, (descriptors - reserve) / perConnection)
     }
 
+    /// How a soft limit of `descriptors` is shared between connections and the file
+    /// descriptors clients pass through the broker (PROTOCOL.md §4.22), which it holds until
+    /// their receivers are written: passed descriptors get at most a quarter of what the
+    /// reserve leaves (and no more than `heldRequested`), connections the rest.
+    public static func split(descriptorLimit descriptors: Int, heldRequested: Int) -> (maxConnections: Int, maxHeld: Int) {
+        let available = max(0, descriptors - reserve)
+        let held = min(heldRequested, available / 4)
+        return (max(1, (available - held) / perConnection), held)
+    }
+
     /// `/proc/sys/fs/nr_open`: the most descriptors one process may have (1,048,576 by default).
     private static func kernelDescriptorCeiling() -> Int {
         let fallback = 1 << 20

@@ -53,6 +53,9 @@ public final class EpollServer {
     var sockets = SocketTable()
     /// One read buffer for every peer: complete frames are routed straight out of it.
     private let readBuffer: UnsafeMutableRawBufferPointer
+    /// Descriptors one `recvmsg` brought (at most the kernel's SCM_MAX_FD, 253).
+    private let descriptorBuffer: UnsafeMutablePointer<Int32>
+    private static let descriptorCapacity: Int32 = 253
     private var events: UnsafeMutablePointer<herald_event>
     /// Peers with data still unread (turn used up, or resumed after a pause).
     private var pendingReads: [PeerSlot] = []
@@ -134,6 +137,8 @@ public final class EpollServer {
         guard stopFD >= 0 else { throw .cannotWatchSignals(errno: herald_errno()) }
         reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         readBuffer = .allocate(byteCount: EpollServer.readBufferSize, alignment: 16)
+        descriptorBuffer = .allocate(capacity: Int(EpollServer.descriptorCapacity))
+        core.closeDescriptor = { descriptor in _ = close(descriptor) }
         events = .allocate(capacity: Int(EpollServer.eventCapacity))
         for position in listeners.indices {
             guard watchListener(at: position) else {
@@ -149,6 +154,7 @@ public final class EpollServer {
 
     deinit {
         readBuffer.deallocate()
+        descriptorBuffer.deallocate()
         events.deallocate()
         close(epollFD)
         close(signalFD)
@@ -235,13 +241,26 @@ public final class EpollServer {
             let state = core.readState(of: slot)
             // A paused publisher is read again when ``BrokerWork/resumed`` lists it.
             if state == .gone || state == .paused { return }
-            let n = read(fd, readBuffer.baseAddress, readBuffer.count)
+            // recvmsg rather than read: a peer that announced `fds` may pass descriptors (room
+            // for them is made only then), and for any other the kernel reports descriptors
+            // it had to close (MSG_CTRUNC), which the peer is told about (PROTOCOL.md §4.22).
+            let takesDescriptors = state == .reading && core.acceptsDescriptors(slot)
+            var descriptorCount: Int32 = 0
+            var truncated: Int32 = 0
+            let n = herald_recv_stream(
+                fd, readBuffer.baseAddress, readBuffer.count, takesDescriptors ? descriptorBuffer : nil, EpollServer.descriptorCapacity,
+                &descriptorCount, &truncated)
             if n > 0 {
                 // A closing peer's bytes are read only to notice end of stream.
-                if state == .reading { core.receive(slot, UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: n), now: now) }
+                if descriptorCount > 0 || truncated != 0 {
+                    receiveWithDescriptors(slot, state: state, count: n, descriptors: Int(descriptorCount), truncated: truncated != 0)
+                } else if state == .reading {
+                    core.receive(slot, UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: n), now: now)
+                }
                 // A short read means the socket buffer is drained for now; the next arrival
-                // raises a new edge (saves one read per wakeup on the hot path).
-                if n < readBuffer.count && !hangup { return }
+                // raises a new edge (saves one read per wakeup on the hot path). Not after
+                // descriptors: the kernel ends a read at the bytes they came with.
+                if n < readBuffer.count && !hangup && descriptorCount == 0 { return }
                 continue
             }
             let code = herald_errno()
@@ -253,6 +272,22 @@ public final class EpollServer {
             return
         }
         pendingReads.append(slot)
+    }
+
+    /// A read that brought descriptors, or lost some (MSG_CTRUNC): the core owns them from
+    /// here (it closes what no frame takes) or learns that the peer's descriptors were lost.
+    private func receiveWithDescriptors(_ slot: PeerSlot, state: PeerReadState, count: Int, descriptors: Int, truncated: Bool) {
+        let received = UnsafeBufferPointer(start: descriptorBuffer, count: descriptors)
+        guard state == .reading else {
+            for descriptor in received { close(descriptor) }
+            return
+        }
+        if truncated {
+            for descriptor in received { close(descriptor) }
+            core.descriptorsLost(slot)
+            return
+        }
+        core.receive(slot, UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count), descriptors: received, now: now)
     }
 
     /// Continues reading peers whose turn ran out in an earlier round.
@@ -291,7 +326,13 @@ public final class EpollServer {
         while true {
             let output = core.pendingOutput(of: slot)
             if output.isEmpty { break }
-            let n = write(fd, output.baseAddress, output.count)
+            let n: Int
+            if let pass = core.nextDescriptorPass(of: slot) {
+                n = writeWithDescriptors(fd, output, pass)
+                if n > 0 && pass.offset == 0 { core.descriptorsPassed(of: slot) }
+            } else {
+                n = write(fd, output.baseAddress, output.count)
+            }
             if n > 0 {
                 core.consumeOutput(of: slot, n)
                 continue
@@ -311,6 +352,17 @@ public final class EpollServer {
         }
         // Socket full: ask for EPOLLOUT only now, so fast consumers cost no extra wakeups.
         if full != sockets[slot].waitingForWritable { watchWritable(slot, full) }
+    }
+
+    /// Writes pending output in which a frame carries descriptors: the bytes before that
+    /// frame plainly, then the frame from its first byte with the descriptors (one SCM_RIGHTS
+    /// message per frame, as PROTOCOL.md §4.22 requires), never past the next such frame.
+    private func writeWithDescriptors(_ fd: Int32, _ output: UnsafeRawBufferPointer, _ pass: DescriptorPass) -> Int {
+        if pass.offset > 0 { return write(fd, output.baseAddress, min(pass.offset, output.count)) }
+        let length = min(output.count, pass.bytesUntilNextPass ?? output.count)
+        return pass.descriptors.withUnsafeBufferPointer { descriptors in
+            herald_send_with_fds(fd, output.baseAddress, length, descriptors.baseAddress, Int32(descriptors.count))
+        }
     }
 
     private func watchWritable(_ slot: PeerSlot, _ enabled: Bool) {

@@ -76,6 +76,12 @@ struct HeralddCommand: ParsableCommand {
     @Option(name: .customLong("max-handshaking-per-uid"), help: ArgumentHelp("Most connections one user id may have in the handshake at once (default: \(BrokerConfiguration().maxHandshakingConnectionsPerUID)).", valueName: "count"))
     var maxHandshakingPerUID: Int?
 
+    @Option(name: .customLong("max-fds-per-uid"), help: ArgumentHelp("Most passed file descriptors the broker holds for one uid's messages until their receivers take them (default: \(BrokerConfiguration().maxDescriptorsPerUID)).", valueName: "count"))
+    var maxDescriptorsPerUID: Int?
+
+    @Option(name: .customLong("max-fds-held"), help: ArgumentHelp("Most passed file descriptors the broker holds in all; at most a quarter of its descriptor limit (default: \(BrokerConfiguration().maxDescriptorsHeld)).", valueName: "count"))
+    var maxDescriptorsHeld: Int?
+
     @Option(name: .customLong("max-pending-requests"), help: ArgumentHelp("Most requests one connection may have waiting for a reply (default: \(BrokerConfiguration().maxPendingRequestsPerPeer)).", valueName: "count"))
     var maxPendingRequests: Int?
 
@@ -124,6 +130,8 @@ struct HeralddCommand: ParsableCommand {
             (.maxRetainedBytesPerUID, maxRetainedBytesPerUID?.value, nil, nil),
             (.maxHandshaking, maxHandshaking, nil, nil),
             (.maxPendingRequests, maxPendingRequests, nil, nil),
+            (.maxDescriptorsPerUID, maxDescriptorsPerUID, nil, nil),
+            (.maxDescriptorsHeld, maxDescriptorsHeld, nil, nil),
             (.maxHandshakingPerUID, maxHandshakingPerUID, nil, nil),
             (.frameTimeout, nil, frameTimeout, nil),
             (.partialInputBudget, partialInputBudget?.value, nil, nil),
@@ -149,7 +157,7 @@ struct HeralddCommand: ParsableCommand {
         if let checkConfig { try check(checkConfig) }
 
         let descriptors = DescriptorBudget.raiseSoftLimit()
-        let descriptorBudget = descriptors.map { DescriptorBudget.maxConnections(forDescriptorLimit: $0.soft) }
+        let descriptorBudget = descriptors?.soft
         let configuration: BrokerConfiguration
         do {
             configuration = try effectiveConfiguration(file: config.map { try ConfigurationFile.load(path: $0) },
@@ -262,13 +270,25 @@ extension HeralddCommand {
         guard configuration.partialInputBudget >= configuration.maxFrameSize else {
             throw ValidationError("the partial-input budget (\(configuration.partialInputBudget) bytes) must hold at least one frame of the maximum frame size (\(configuration.maxFrameSize) bytes)")
         }
-        if let descriptorBudget, configuration.maxConnections > descriptorBudget {
-            if configuration.maxConnections != BrokerConfiguration.defaultMaxConnections {
-                logger.warning(
-                    "max-connections exceeds what the file-descriptor limit allows; using the lower value",
-                    metadata: ["requested": "\(configuration.maxConnections)", "using": "\(descriptorBudget)"])
+        // `descriptorBudget` is the soft descriptor limit: connections and passed descriptors share it.
+        if let descriptorBudget {
+            let split = DescriptorBudget.split(descriptorLimit: descriptorBudget, heldRequested: configuration.maxDescriptorsHeld)
+            if configuration.maxDescriptorsHeld > split.maxHeld {
+                if configuration.maxDescriptorsHeld != BrokerConfiguration().maxDescriptorsHeld {
+                    logger.warning(
+                        "max-fds-held exceeds what the file-descriptor limit leaves; using the lower value",
+                        metadata: ["requested": "\(configuration.maxDescriptorsHeld)", "using": "\(split.maxHeld)"])
+                }
+                configuration.maxDescriptorsHeld = split.maxHeld
             }
-            configuration.maxConnections = descriptorBudget
+            if configuration.maxConnections > split.maxConnections {
+                if configuration.maxConnections != BrokerConfiguration.defaultMaxConnections {
+                    logger.warning(
+                        "max-connections exceeds what the file-descriptor limit allows; using the lower value",
+                        metadata: ["requested": "\(configuration.maxConnections)", "using": "\(split.maxConnections)"])
+                }
+                configuration.maxConnections = split.maxConnections
+            }
         }
         return configuration
     }

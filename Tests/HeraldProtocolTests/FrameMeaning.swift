@@ -61,17 +61,19 @@ enum FrameMeaning {
                 Unsubscribe(
                     requestID: try fields.integer("request_id"), subscriptionID: try fields.integer("subscription_id")))
         case .publish:
-            frame = .publish(
-                Publish(
-                    topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex"),
-                    retain: try fields.bool("retain")))
+            var publish = Publish(
+                topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex"),
+                retain: try fields.bool("retain"))
+            publish.descriptors = try descriptors(&fields)
+            frame = .publish(publish)
         case .message, .direct:
-            let delivery = Delivery(
+            var delivery = Delivery(
                     senderID: try fields.u64("sender_id"),
                     sender: PeerCredentials(
                         pid: try fields.integer("sender_pid"), uid: try fields.integer("sender_uid"),
                         gid: try fields.integer("sender_gid")),
                     topic: try topic(&fields, context: context), payload: try fields.hexBytes("payload_hex"))
+            delivery.descriptors = try descriptors(&fields)
             frame = type == .direct ? .direct(delivery) : .message(delivery)
         case .dropped:
             frame = .dropped(DropNotice(messages: try fields.u64("messages"), bytes: try fields.u64("bytes")))
@@ -160,6 +162,16 @@ enum FrameMeaning {
     }
 
     /// `topic` (text) or `topic_hex` (bytes that need not be UTF-8), exactly one of them.
+    /// The descriptor fields of a frame with flag 0x80 (PROTOCOL.md §4.22): `fd_count`, and
+    /// optionally `fd_withheld` and `fd_sealed_payload`; nil when the vector has no `fd_count`.
+    private static func descriptors(_ fields: inout JSONFields) throws(FixtureError) -> DescriptorBlock? {
+        guard fields.has("fd_count") else { return nil }
+        let count: UInt8 = try fields.integer("fd_count")
+        let withheld: UInt8 = fields.has("fd_withheld") ? try fields.integer("fd_withheld") : 0
+        let sealed = fields.has("fd_sealed_payload") ? try fields.bool("fd_sealed_payload") : false
+        return DescriptorBlock(count: count, withheld: withheld, sealedPayload: sealed)
+    }
+
     private static func topic(_ fields: inout JSONFields, context: String) throws(FixtureError) -> [UInt8] {
         switch (fields.has("topic"), fields.has("topic_hex")) {
         case (true, false): Array(try fields.string("topic").utf8)

@@ -42,10 +42,12 @@ import Testing
             // PolicyTests and RetainedTests pin them. duplicate_request, too_many_requests and
             // responder_busy need an earlier request or a responder's backlog, which one frame
             // from a fresh session cannot have: RequestTests pins them. direct_not_accepted needs
-            // a target connection: DirectMessageTests pins it.
+            // a target connection: DirectMessageTests pins it. The descriptor errors need the fds
+            // capability and descriptors passed beside the bytes (SCM_RIGHTS), which a byte
+            // vector cannot carry: DescriptorPassingTests and DescriptorServerTests pin them.
             let configurationDependent: Set = [
                 "frame_timeout", "forbidden", "retained_quota_exceeded", "duplicate_request", "too_many_requests", "responder_busy",
-                "direct_not_accepted",
+                "direct_not_accepted", "fd_count_mismatch", "too_many_fds", "fd_quota_exceeded", "fds_not_accepted",
             ]
             for name in names where !configurationDependent.contains(name) {
                 let pinned = vectors.contains { vector in

@@ -40,6 +40,11 @@ public enum ErrorCodeNames {
         case .responderBusy: "responder_busy"
         case .unknownPeer: "unknown_peer"
         case .directNotAccepted: "direct_not_accepted"
+        case .unexpectedDescriptors: "unexpected_fds"
+        case .descriptorCountMismatch: "fd_count_mismatch"
+        case .tooManyDescriptors: "too_many_fds"
+        case .descriptorQuotaExceeded: "fd_quota_exceeded"
+        case .descriptorsNotAccepted: "fds_not_accepted"
         }
     }
 }

@@ -124,6 +124,18 @@ int herald_memfd_is_sealed(int fd);
 /// how many. Returns the datagram's length, or -1 with errno set.
 ssize_t herald_recv_with_fds(int fd, void *buffer, size_t capacity, int *fds, int fd_capacity, int *fd_count);
 
+/// Reads a stream socket with recvmsg (close-on-exec for received descriptors; blocking as the socket is).
+/// With `fds` NULL there is no room for control messages: descriptors a peer sends are
+/// closed by the kernel and `*truncated` says so (MSG_CTRUNC). Otherwise up to
+/// `fd_capacity` passed descriptors are stored in `fds` (`*fd_count` of them) and any
+/// beyond are closed, also setting `*truncated`. Returns the bytes read, or -1 with errno set.
+ssize_t herald_recv_stream(int fd, void *buffer, size_t capacity, int *fds, int fd_capacity, int *fd_count, int *truncated);
+
+/// Sends `count` bytes on a stream socket with `fd_count` (1 to 253) descriptors as one
+/// SCM_RIGHTS control message on their first byte (MSG_NOSIGNAL; blocking as the socket is). Returns the
+/// bytes sent (the descriptors went with the first), or -1 with errno set (none went).
+ssize_t herald_send_with_fds(int fd, const void *buffer, size_t count, const int *fds, int fd_count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,6 +24,7 @@ extension BrokerCore {
                 "peer \(targetID) (\(target.pointee.name)) does not accept direct messages")
             return
         }
+        guard targetAcceptsAttachment(target, from: peer, .send, requestID: requestID) else { return }
         if let rule = directDenial(from: peer, to: target, topic: topic) {
             deny(peer, requestID: requestID, action: "sending to peer \(targetID) on", target: shown, rule: rule)
             return
@@ -59,6 +60,7 @@ extension BrokerCore {
         }
         target.pointee.output.commit(length)
         target.pointee.chargeQueued(length)
+        attachDescriptors(toFrameOf: length, queuedFor: target)
         target.pointee.messagesReceived &+= 1
         sender.pointee.messagesPublished &+= 1
         statistics.directDelivered &+= 1

@@ -32,11 +32,12 @@ extension BrokerCore {
             receivers.append((peer, entry.subscriptionID))
         }
         for (monitor, subscriptionID) in receivers {
-            let frame = FrameEncoder.encode(
-                .monitored(
-                    Monitored(
-                        senderID: sender.pointee.id, sender: sender.pointee.senderCredentials, kind: kind, subscriptionID: subscriptionID,
-                        target: target, callID: callID, status: status, topic: Array(topic), payload: Array(payload))))
+            var copy = Monitored(
+                senderID: sender.pointee.id, sender: sender.pointee.senderCredentials, kind: kind, subscriptionID: subscriptionID,
+                target: target, callID: callID, status: status, topic: Array(topic), payload: Array(payload))
+            // A monitor is never passed descriptors: its copy says how many went with the original.
+            copy.descriptors = withheldForMonitors
+            let frame = FrameEncoder.encode(.monitored(copy))
             queueBrokerFrame(frame, to: monitor, about: "monitored traffic")
             statistics.monitoredCopies &+= 1
         }

@@ -163,6 +163,7 @@ extension BrokerCore {
                 (out + FrameHeader.size + SenderBlock.size + 8).copyMemory(from: bytes, byteCount: replyPayload.count)
             }
         }
+        attachDescriptors(toFrameOf: responseLength, queuedFor: requester)
         statistics.responsesDelivered &+= 1
         if let topic = call.topic {
             topic.withUnsafeBytes { topic in

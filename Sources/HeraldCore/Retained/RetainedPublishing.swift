@@ -10,6 +10,12 @@ extension BrokerCore {
     /// Checks run in the order of PROTOCOL.md §3.5: flags, then aux, then the topic and the
     /// policy (with the route), then the retained quota.
     func publishFlagged(_ publisher: PeerPointer, _ frame: UnsafeRawPointer, _ header: FrameHeader) {
+        if header.flags & FrameFlags.descriptors != 0 {
+            handleWithDescriptors(publisher, .publish, header, UnsafeRawBufferPointer(start: frame + FrameHeader.size, count: Int(header.bodyLength))) {
+                header, body in publishWithDescriptors(publisher, body.baseAddress! - FrameHeader.size, header)
+            }
+            return
+        }
         let ordinal = publisher.pointee.publishOrdinal
         let undefined = header.flags & ~FrameFlags.retain
         guard undefined == 0 else {
@@ -43,6 +49,21 @@ extension BrokerCore {
             return
         }
         deliver(publisher, frame, header)
+    }
+
+    /// A PUBLISH whose descriptors were taken (its block stripped: `frame` points at a header
+    /// that is not in memory, only `header` is read): routed like any other, never retained.
+    private func publishWithDescriptors(_ publisher: PeerPointer, _ frame: UnsafeRawPointer, _ header: FrameHeader) {
+        guard header.flags == 0 else {
+            let retain = header.flags & FrameFlags.retain != 0
+            requestError(publisher, .unsupportedFlags, requestID: publisher.pointee.publishOrdinal,
+                retain ? "a retained message cannot carry file descriptors (flags 0x01 and 0x80 together); frame ignored"
+                    : "PUBLISH flag bits 0x\(String(header.flags, radix: 16)) are not defined in this protocol version; frame ignored")
+            return
+        }
+        guard topicFits(publisher, header) else { return }
+        guard ensureRoute(publisher, frame + FrameHeader.size, Int(header.aux)) else { return }
+        deliverWithDescriptors(publisher, frame, header)
     }
 
     /// Over a retained quota: nothing is stored or routed, and the publisher is told why.
