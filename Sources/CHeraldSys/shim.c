@@ -277,29 +277,8 @@ int herald_memfd_is_sealed(int fd) {
 }
 
 ssize_t herald_recv_with_fds(int fd, void *buffer, size_t capacity, int *fds, int fd_capacity, int *fd_count) {
-    *fd_count = 0;
-    struct iovec iov = {.iov_base = buffer, .iov_len = capacity};
-    union {
-        char bytes[CMSG_SPACE(sizeof(int) * 253)];
-        struct cmsghdr align;
-    } control;
-    struct msghdr message = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes, .msg_controllen = sizeof control.bytes};
-    ssize_t n = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
-    if (n < 0) return -1;
-    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
-        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
-        int count = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        int *passed = (int *)CMSG_DATA(header);
-        for (int index = 0; index < count; index++) {
-            if (*fd_count < fd_capacity) {
-                fds[(*fd_count)++] = passed[index];
-            } else {
-                close(passed[index]);  // more than the caller has room for: never leaked
-            }
-        }
-    }
-    return n;
+    int truncated;
+    return herald_recv_stream(fd, buffer, capacity, fds, fd_capacity, fd_count, &truncated);
 }
 
 ssize_t herald_recv_stream(int fd, void *buffer, size_t capacity, int *fds, int fd_capacity, int *fd_count, int *truncated) {

@@ -92,6 +92,11 @@ struct DescriptorServerTests {
         return .publish(publish)
     }
 
+    /// A server whose shutdown does not wait long for these tests' idle clients.
+    private static func server() throws -> ServerHarness {
+        try ServerHarness { $0.shutdownGrace = 0.2 }
+    }
+
     private static func pipePair() -> (read: Int32, write: Int32) {
         var ends: [Int32] = [-1, -1]
         _ = pipe(&ends)
@@ -105,7 +110,7 @@ struct DescriptorServerTests {
     }
 
     @Test func aPipeASocketAndASealedMemfdArriveWorking() throws {
-        let server = try ServerHarness { $0.shutdownGrace = 0.2 }
+        let server = try Self.server()
         let receiver = try PassingSocket(server.address)
         try receiver.subscribe("things/#")
         let sender = try PassingSocket(server.address)
@@ -155,43 +160,36 @@ struct DescriptorServerTests {
     }
 
     @Test func descriptorsFromAPeerThatDidNotAnnounceThemAreClosedAndItIsDisconnected() throws {
-        let server = try ServerHarness { $0.shutdownGrace = 0.2 }
-        let peer = try PassingSocket(server.address, capabilities: 0)
+        try expectFatal(.unexpectedDescriptors, sending: .publish(Publish(topic: "a", payload: [1])), capabilities: 0)
+    }
+
+    @Test func aCountThatDoesNotMatchTheDescriptorsSentIsFatal() throws {
+        // Announces two, passes one.
+        try expectFatal(.descriptorCountMismatch, sending: Self.publish("a", count: 2))
+    }
+
+    /// Sends `frame` with a pipe's write end from a peer with `capabilities`, and expects a
+    /// fatal `code`, the disconnect, and end of file on the pipe: the broker kept no copy.
+    private func expectFatal(_ code: ErrorCode, sending frame: Frame, capabilities: UInt32 = Capabilities.descriptors) throws {
+        let server = try Self.server()
+        let peer = try PassingSocket(server.address, capabilities: capabilities)
         let pipe = Self.pipePair()
-        peer.send(.publish(Publish(topic: "a", payload: [1])), descriptors: [pipe.write])
+        peer.send(frame, descriptors: [pipe.write])
         close(pipe.write)
         let answer = try peer.readFrame()
         guard case .error(let error) = answer.frame else {
             Issue.record("expected ERROR, got \(String(describing: answer.frame))")
             return
         }
-        #expect(error.knownCode == .unexpectedDescriptors && error.isFatal)
+        #expect(error.knownCode == code && error.isFatal)
         #expect(try peer.readFrame().frame == nil, "disconnected")
         #expect(Self.readAll(pipe.read).isEmpty, "end of file: nobody holds the write end any more")
         close(pipe.read)
         #expect(server.stop() == .stopRequested)
     }
 
-    @Test func aCountThatDoesNotMatchTheDescriptorsSentIsFatal() throws {
-        let server = try ServerHarness { $0.shutdownGrace = 0.2 }
-        let peer = try PassingSocket(server.address)
-        let pipe = Self.pipePair()
-        // Announces two, passes one.
-        peer.send(Self.publish("a", count: 2), descriptors: [pipe.write])
-        close(pipe.write)
-        guard case .error(let error) = try peer.readFrame().frame else {
-            Issue.record("expected ERROR")
-            return
-        }
-        #expect(error.knownCode == .descriptorCountMismatch && error.isFatal)
-        #expect(try peer.readFrame().frame == nil)
-        #expect(Self.readAll(pipe.read).isEmpty)
-        close(pipe.read)
-        #expect(server.stop() == .stopRequested)
-    }
-
     @Test func tenThousandPassesLeaveNoCopyBehind() throws {
-        let server = try ServerHarness { $0.shutdownGrace = 0.2 }
+        let server = try Self.server()
         let receiver = try PassingSocket(server.address)
         try receiver.subscribe("pass")
         let sender = try PassingSocket(server.address)
@@ -216,7 +214,7 @@ struct DescriptorServerTests {
     }
 
     @Test func aSenderThatLeavesWithDescriptorsInFlightStillDeliversThem() throws {
-        let server = try ServerHarness { $0.shutdownGrace = 0.2 }
+        let server = try Self.server()
         let receiver = try PassingSocket(server.address)
         try receiver.subscribe("inflight")
         let pipe = Self.pipePair()
