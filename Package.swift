@@ -25,6 +25,8 @@ let package = Package(
         // heraldd's configuration file (TOML). Chosen over apple/swift-configuration, whose
         // providers read JSON/YAML/environment into flat keys and cannot name a rule's line.
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // FileDescriptor, the vocabulary type for the descriptors the client library passes.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.0"),
     ],
     targets: [
         // The only place that includes Linux headers Swift's Glibc module does not expose.
@@ -59,7 +61,11 @@ let package = Package(
             swiftSettings: strictness
         ),
         // Client library.
-        .target(name: "Herald", dependencies: ["HeraldProtocol", "CHeraldSys"], swiftSettings: strictness),
+        .target(
+            name: "Herald",
+            dependencies: ["HeraldProtocol", "CHeraldSys", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strictness
+        ),
         .executableTarget(
             name: "heraldd",
             dependencies: [

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -314,7 +315,7 @@ ssize_t herald_recv_stream(int fd, void *buffer, size_t capacity, int *fds, int 
     return n;
 }
 
-ssize_t herald_send_with_fds(int fd, const void *buffer, size_t count, const int *fds, int fd_count) {
+static ssize_t send_with_fds(int fd, const void *buffer, size_t count, const int *fds, int fd_count, int flags) {
     struct iovec iov = {.iov_base = (void *)buffer, .iov_len = count};
     union {
         char bytes[CMSG_SPACE(sizeof(int) * 253)];
@@ -332,5 +333,50 @@ ssize_t herald_send_with_fds(int fd, const void *buffer, size_t count, const int
     header->cmsg_type = SCM_RIGHTS;
     header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)fd_count);
     memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)fd_count);
-    return sendmsg(fd, &message, MSG_NOSIGNAL);
+    return sendmsg(fd, &message, flags);
+}
+
+ssize_t herald_send_with_fds(int fd, const void *buffer, size_t count, const int *fds, int fd_count) {
+    return send_with_fds(fd, buffer, count, fds, fd_count, MSG_NOSIGNAL);
+}
+
+ssize_t herald_send_with_fds_nowait(int fd, const void *buffer, size_t count, const int *fds, int fd_count) {
+    return send_with_fds(fd, buffer, count, fds, fd_count, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+int herald_memfd_create_mapped(const char *name, size_t count, void **mapping) {
+    *mapping = NULL;
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    if (count > 0) {
+        void *bytes = MAP_FAILED;
+        if (ftruncate(fd, (off_t)count) == 0) bytes = mmap(NULL, count, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (bytes == MAP_FAILED) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        *mapping = bytes;
+    }
+    return fd;
+}
+
+int herald_memfd_seal(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+}
+
+int herald_map_sealed_memfd(int fd, void **mapping, size_t *size) {
+    *mapping = NULL;
+    *size = 0;
+    int sealed = herald_memfd_is_sealed(fd);
+    if (sealed != 1) return sealed == 0 ? 1 : -1;
+    struct stat status;
+    if (fstat(fd, &status) != 0) return -1;
+    if (status.st_size <= 0) return 0;
+    void *bytes = mmap(NULL, (size_t)status.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (bytes == MAP_FAILED) return -1;
+    *mapping = bytes;
+    *size = (size_t)status.st_size;
+    return 0;
 }

@@ -16,7 +16,10 @@ struct PubCommand: AsyncParsableCommand {
             published too. A broker that restarts meanwhile is reconnected to and the messages not yet \
             sent go to the next one; with --wait, a broker not yet listening is waited for. With \
             --retain the broker keeps the (last) message as the topic's current value, which every later \
-            subscriber receives first; '--retain TOPIC ""' clears it.
+            subscriber receives first; '--retain TOPIC ""' clears it. With --file the file's content is \
+            published as one message in a sealed memfd: any size, mapped by the subscribers rather than \
+            copied through the broker (subscribers that do not accept file descriptors receive it without \
+            its payload, flagged).
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -33,12 +36,34 @@ struct PubCommand: AsyncParsableCommand {
     @Flag(help: "Keep the message as the topic's retained message (its current value); an empty message clears it.")
     var retain = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Publish this file's content as one message, passed as a sealed memfd (any size; not with MESSAGE or --retain).",
+            valueName: "path"))
+    var file: String?
+
+    @Option(
+        name: .customLong("fd"),
+        help: ArgumentHelp(
+            "Pass this open file descriptor of the shell with each message (repeatable, at most 16), e.g. '--fd 3 3<file'.",
+            valueName: "n"))
+    var descriptors: [Int32] = []
+
     @Option(help: ArgumentHelp("Wait up to this many seconds for a broker that is not listening yet (starting or restarting).", valueName: "seconds"))
     var wait: Double = 0
 
     func validate() throws {
         guard repeatCount >= 1 else { throw ValidationError("--repeat must be at least 1") }
         guard wait >= 0 else { throw ValidationError("--wait must not be negative") }
+        for descriptor in descriptors where fcntl(descriptor, F_GETFD) < 0 {
+            throw ValidationError("--fd \(descriptor): not an open file descriptor")
+        }
+        if !descriptors.isEmpty && retain { throw ValidationError("--fd cannot be retained (the broker does not keep descriptors)") }
+        if let file {
+            guard access(file, R_OK) == 0 else { throw ValidationError("--file \(file): \(String(cString: strerror(errno)))") }
+            guard message == nil else { throw ValidationError("give either MESSAGE or --file, not both") }
+            guard !retain else { throw ValidationError("--file cannot be retained (the broker does not keep descriptors)") }
+        }
     }
 
     func run() async throws {
@@ -50,12 +75,15 @@ struct PubCommand: AsyncParsableCommand {
         }
         let bus = try await connection.connect(wait: wait)
         do {
-            if let message {
-                for _ in 0..<repeatCount { try await bus.publish(topic, message, retain: retain) }
+            let passed = descriptors.map(FileDescriptor.init(rawValue:))
+            if let file {
+                for _ in 0..<repeatCount { try await bus.publish(topic, try Self.sealedPayload(file), fileDescriptors: passed) }
+            } else if let message {
+                for _ in 0..<repeatCount { try await publish(Array(message.utf8), on: bus, passing: passed) }
             } else {
                 var lines = LineReader(fd: 0)
                 while let line = lines.next() {
-                    for _ in 0..<repeatCount { try await bus.publish(topic, line, retain: retain) }
+                    for _ in 0..<repeatCount { try await publish(line, on: bus, passing: passed) }
                 }
             }
             try await bus.flush()
@@ -64,6 +92,39 @@ struct PubCommand: AsyncParsableCommand {
             throw Failure.report(error)
         }
         await bus.close()
+    }
+
+    private func publish(_ payload: some Collection<UInt8>, on bus: Bus, passing descriptors: [FileDescriptor]) async throws(HeraldError) {
+        if descriptors.isEmpty {
+            try await bus.publish(topic, payload, retain: retain)
+        } else {
+            try await bus.publish(topic, payload, fileDescriptors: descriptors)
+        }
+    }
+
+    /// The content of the file at `path` in a new memfd, read straight into its mapping.
+    static func sealedPayload(_ path: String) throws(HeraldError) -> SealedPayload {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .descriptorsRefused("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw .descriptorsRefused("\(path) is not a regular file")
+        }
+        var payload = try SealedPayload(count: Int(status.st_size))
+        let problem = payload.withUnsafeMutableBytes { memory -> String? in
+            var offset = 0
+            while offset < memory.count {
+                let n = read(fd, memory.baseAddress! + offset, memory.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { return String(cString: strerror(errno)) }
+                if n == 0 { return "it shrank while being read" }
+                offset += n
+            }
+            return nil
+        }
+        if let problem { throw .descriptorsRefused("cannot read \(path): \(problem)") }
+        return payload
     }
 }
 

@@ -20,7 +20,11 @@ struct SubCommand: AsyncParsableCommand {
             value, published before the subscription began) comes first and is marked '(retained)' \
             after the payload (JSON: \"retained\": true and \"retained_at\", seconds since the epoch). SIGINT or SIGTERM unsubscribes, closes the connection and exits 0. If the \
             broker goes away (a restart), reconnects and goes on printing, with a note on standard error; \
-            with --no-reconnect it exits 3 instead. Drop notices go to standard error.
+            with --no-reconnect it exits 3 instead. Drop notices go to standard error. File descriptors \
+            passed with a message are described after it ('[fds: pipe, memfd 4096 B (sealed)]'; JSON: \
+            \"fds\"), and closed once it is printed; a payload that came as a sealed memfd is shown by \
+            its size ('<N bytes in a sealed memfd>'; JSON: \"payload_size\", \"sealed_payload\") and \
+            written out with --save-dir.
             """)
 
     /// The slow-consumer policy as a command-line value.
@@ -60,8 +64,21 @@ struct SubCommand: AsyncParsableCommand {
             valueName: "policy"))
     var slowConsumer: Policy = .drop
 
+    @Option(
+        name: .customLong("save-dir"),
+        help: ArgumentHelp(
+            "Write payloads that came as sealed memfds, and memfds passed with messages, to files in this directory (N-TOPIC.bin).",
+            valueName: "dir"))
+    var saveDirectory: String?
+
     func validate() throws {
         guard !filters.isEmpty else { throw ValidationError("give at least one topic filter") }
+        if let saveDirectory {
+            var status = stat()
+            guard stat(saveDirectory, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+                throw ValidationError("--save-dir \(saveDirectory) is not a directory")
+            }
+        }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     }
 
@@ -107,10 +124,11 @@ struct SubCommand: AsyncParsableCommand {
         defer { eventTask.cancel() }
 
         let printer = MessagePrinter(json: json, showSender: !noSender)
+        let saver = saveDirectory.map(PayloadSaver.init(directory:))
         var received = 0
         do {
             for try await message in subscription {
-                printer.print(message)
+                printer.print(message, saved: saver?.save(message, number: received + 1) ?? [])
                 received += 1
                 if let count, received >= count { break }
             }

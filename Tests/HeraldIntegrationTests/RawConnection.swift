@@ -22,9 +22,11 @@ final class RawConnection: @unchecked Sendable {
     }
 
     /// Connects and completes the handshake, returning the WELCOME.
-    static func handshake(_ address: String, name: String = "raw", policy: SlowConsumerPolicy? = nil, outputLimit: UInt32 = 0) throws -> (RawConnection, Welcome) {
+    static func handshake(
+        _ address: String, name: String = "raw", policy: SlowConsumerPolicy? = nil, outputLimit: UInt32 = 0, capabilities: UInt32 = 0
+    ) throws -> (RawConnection, Welcome) {
         let connection = try RawConnection(address)
-        connection.send(.hello(Hello(slowConsumerPolicy: policy, outputLimit: outputLimit, clientName: name)))
+        connection.send(.hello(Hello(slowConsumerPolicy: policy, outputLimit: outputLimit, capabilities: capabilities, clientName: name)))
         guard case .welcome(let welcome) = try connection.readFrame() else { throw RawConnectionError.unexpected("no WELCOME") }
         return (connection, welcome)
     }

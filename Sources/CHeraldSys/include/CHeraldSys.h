@@ -136,6 +136,26 @@ ssize_t herald_recv_stream(int fd, void *buffer, size_t capacity, int *fds, int 
 /// bytes sent (the descriptors went with the first), or -1 with errno set (none went).
 ssize_t herald_send_with_fds(int fd, const void *buffer, size_t count, const int *fds, int fd_count);
 
+/// As herald_send_with_fds, but never blocks (MSG_DONTWAIT): -1 with EAGAIN when the socket
+/// is full, and then no byte and no descriptor went.
+ssize_t herald_send_with_fds_nowait(int fd, const void *buffer, size_t count, const int *fds, int fd_count);
+
+/// A new memfd (close-on-exec, sealing allowed, not yet sealed) of `count` bytes, mapped
+/// read-write into `*mapping` (NULL when `count` is 0), for a payload to be written in
+/// place. Returns the descriptor, or -1 with errno set (nothing left open or mapped).
+int herald_memfd_create_mapped(const char *name, size_t count, void **mapping);
+
+/// Seals `fd` against writing, growing, shrinking and further seals. Every writable mapping
+/// of it must be gone first (the kernel refuses F_SEAL_WRITE with EBUSY otherwise).
+/// Returns 0, or -1 with errno set.
+int herald_memfd_seal(int fd);
+
+/// Maps a received payload memfd read-only after checking that it is sealed against
+/// writing, growing and shrinking (so its bytes cannot change under the reader). Sets
+/// `*size` to its size and `*mapping` to the mapping (NULL for size 0). Returns 0; 1 if the
+/// descriptor is not such a sealed memfd; -1 with errno set if it cannot be inspected or mapped.
+int herald_map_sealed_memfd(int fd, void **mapping, size_t *size);
+
 #ifdef __cplusplus
 }
 #endif

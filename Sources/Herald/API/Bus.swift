@@ -40,8 +40,13 @@ public final class Bus: Sendable {
 
     /// The broker's id for this connection; it stamps every message this bus publishes.
     public var peerID: UInt64 { welcome.peerID }
+    /// Payloads of at least this many bytes go as a sealed memfd (``BusOptions/sealedPayloadThreshold``
+    /// where the broker confirmed descriptors; `Int.max` otherwise).
+    let sealedPayloadThreshold: Int
 
     private init(connection: Connection, welcome: Welcome) {
+        let passesDescriptors = UInt32(welcome.capabilities) & Capabilities.descriptors != 0
+        self.sealedPayloadThreshold = passesDescriptors ? connection.options.sealedPayloadThreshold.map { max(0, $0) } ?? .max : .max
         self.connection = connection
         self.address = connection.address
         self.options = connection.options
@@ -144,6 +149,7 @@ public final class Bus: Sendable {
     /// One attempt to append a PUBLISH frame (validation, one lock, one append).
     @usableFromInline
     func attemptPublish(_ topic: String, _ payload: UnsafeRawBufferPointer, retain: Bool) -> PublishAttempt {
+        if payload.count >= sealedPayloadThreshold && !retain { return attemptSealedPublish(topic, payload) }
         let flags = retain ? FrameFlags.retain : 0
         let maxTopicLength = broker.maxTopicLength
         let maxFrameSize = broker.maxFrameSize

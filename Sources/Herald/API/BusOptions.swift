@@ -41,6 +41,21 @@ public struct BusOptions: Sendable {
     public var acceptsDirectMessages: Bool
     /// What the broker publishes for this bus if it goes away without ``Bus/close()``; see ``LastWill``.
     public var lastWill: LastWill?
+    /// Whether this bus passes and receives file descriptors (``Bus/publish(_:_:fileDescriptors:)``,
+    /// ``Message/fileDescriptors``, payloads sent as sealed memfds): the protocol's `fds`
+    /// capability. On by default. Off, the bus cannot pass any, the broker withholds those
+    /// others pass and says so in each message (``Message/withheldFileDescriptors``), and a
+    /// direct message or answer with descriptors to this bus is refused at its sender. Turn it
+    /// off for a service that must not let other processes put descriptors in its table.
+    public var acceptsFileDescriptors: Bool
+    /// Payloads of at least this many bytes are published as a sealed memfd rather than
+    /// copied through the socket (see ``SealedPayload``): their cost no longer grows with
+    /// their size, and they may exceed the broker's maximum frame size. Only for publishes
+    /// that are not retained, to a broker that supports descriptors. nil sends every payload
+    /// inline (one larger than the maximum frame size is then refused). Subscribers that do
+    /// not accept descriptors receive such a message without its payload, flagged
+    /// (``Message/payloadRejection``).
+    public var sealedPayloadThreshold: Int?
 
     /// Creates options; every parameter has a default suited to ordinary use.
     public init(
@@ -53,7 +68,9 @@ public struct BusOptions: Sendable {
         reconnect: ReconnectPolicy? = ReconnectPolicy(),
         brokerTrust: BrokerTrust = .ownUserOrRoot,
         acceptsDirectMessages: Bool = false,
-        lastWill: LastWill? = nil
+        lastWill: LastWill? = nil,
+        acceptsFileDescriptors: Bool = true,
+        sealedPayloadThreshold: Int? = BusOptions.defaultSealedPayloadThreshold
     ) {
         self.clientName = clientName
         self.slowConsumerPolicy = slowConsumerPolicy
@@ -65,7 +82,13 @@ public struct BusOptions: Sendable {
         self.brokerTrust = brokerTrust
         self.acceptsDirectMessages = acceptsDirectMessages
         self.lastWill = lastWill
+        self.acceptsFileDescriptors = acceptsFileDescriptors
+        self.sealedPayloadThreshold = sealedPayloadThreshold
     }
+
+    /// The default ``sealedPayloadThreshold``: where a sealed memfd starts to beat copying
+    /// the bytes through the broker (measured with `herald bench W9`, see the README).
+    public static let defaultSealedPayloadThreshold = 256 << 10
 
     /// The process name from `/proc/self/comm`, or `herald-client` if it cannot be read.
     public static var defaultClientName: String {

@@ -50,6 +50,11 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownPeer(String)
     /// The peer a direct message was sent to does not accept direct messages.
     case directNotAccepted(String)
+    /// File descriptors could not be passed: the broker does not support it, refused them
+    /// (more than 16 in one message, the user's quota of descriptors in flight, a direct
+    /// message or answer to a peer that does not accept descriptors), or this process could
+    /// not duplicate or create them (`message` says which).
+    case descriptorsRefused(String)
     /// The broker refused a request with an error this library has no specific case for.
     /// `code` is an ``ErrorCode`` raw value (possibly one newer than this library).
     case brokerError(code: UInt16, message: String)
@@ -84,6 +89,7 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooManyRequests, .responderBusy: .requestRefused(frame.message)
         case .unknownPeer: .unknownPeer(frame.message)
         case .directNotAccepted: .directNotAccepted(frame.message)
+        case .tooManyDescriptors, .descriptorQuotaExceeded, .descriptorsNotAccepted: .descriptorsRefused(frame.message)
         default: .brokerError(code: frame.code, message: frame.message)
         }
     }
@@ -128,6 +134,8 @@ public enum HeraldError: Error, Sendable, Equatable, CustomStringConvertible {
             "the direct message was not delivered: \(message)"
         case .directNotAccepted(let message):
             "the direct message was not delivered: \(message)"
+        case .descriptorsRefused(let message):
+            "file descriptors not passed: \(message)"
         case .brokerError(let code, let message):
             "broker error \(code)" + (ErrorCode(rawValue: code).map { " (\($0))" } ?? "") + ": \(message)"
         case .slowConsumerDisconnected(let message):

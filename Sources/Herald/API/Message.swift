@@ -37,7 +37,22 @@ public struct Message: Sendable {
     /// The topic the message was published on.
     public var topic: String
     /// The message bytes, exactly as published.
-    public var payload: [UInt8]
+    ///
+    /// For a payload that came as a sealed memfd (see ``SealedPayload``), this is a copy of
+    /// the mapped bytes, made on each access: read such a payload in place with
+    /// ``withPayloadBytes(_:)`` instead (``isMappedPayload`` tells them apart).
+    public var payload: [UInt8] {
+        get {
+            if let mappedPayload { return [UInt8](mappedPayload.bytes) }
+            return inlinePayload
+        }
+        set {
+            inlinePayload = newValue
+            mappedPayload = nil
+        }
+    }
+    /// The payload when it came in the frame.
+    var inlinePayload: [UInt8]
     /// Who published it.
     public var sender: Sender
     /// How many messages the broker reported dropped for this connection (slow consumer,
@@ -56,6 +71,13 @@ public struct Message: Sendable {
     public var isRetained: Bool { retainedAt != nil }
     /// For a request a responder subscription received: the call id its reply names; 0 otherwise.
     var callID: UInt32 = 0
+    /// Descriptors passed with the message and a payload that came as a sealed memfd; nil
+    /// for a message with neither (the common case, at no cost).
+    var attachment: MessageAttachment? {
+        didSet { mappedPayload = attachment?.mappedPayload }
+    }
+    /// The payload, when it came as a sealed memfd (then `inlinePayload` is empty).
+    var mappedPayload: MappedPayload?
 
     /// Creates a message (useful for tests and for code that forwards messages).
     public init(
@@ -63,7 +85,7 @@ public struct Message: Sendable {
         retainedAt: Date? = nil
     ) {
         self.topic = topic
-        self.payload = payload
+        self.inlinePayload = payload
         self.sender = sender
         self.droppedBefore = droppedBefore
         self.afterReconnect = afterReconnect
@@ -76,12 +98,58 @@ public struct Message: Sendable {
     }
 
     /// The payload as text, or nil if it is not valid UTF-8.
-    public var string: String? { String(validating: payload, as: UTF8.self) }
+    public var string: String? { withPayloadBytes { String(validating: $0, as: UTF8.self) } }
 
     /// Decodes the payload as JSON.
     ///
     /// - Throws: the decoder's `DecodingError` if the payload is not JSON for `T`.
     public func decode<T: Decodable>(_ type: T.Type, decoder: JSONDecoder = JSONDecoder()) throws -> T {
-        try decoder.decode(type, from: Data(payload))
+        try decoder.decode(type, from: withPayloadBytes { Data($0) })
     }
+
+    /// Calls `body` with the payload's bytes in place: no copy, whether the payload came in
+    /// the frame or as a sealed memfd (then read straight from the shared pages). The pointer
+    /// is valid only during the call.
+    public func withPayloadBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        if let mappedPayload { return try body(mappedPayload.bytes) }
+        // `withUnsafeBytes` cannot throw a typed error through; a local copy of the array
+        // (no byte copy) is borrowed instead.
+        let bytes = inlinePayload
+        return try bytes.withUnsafeBufferPointer { (buffer) throws(Failure) -> Result in try body(UnsafeRawBufferPointer(buffer)) }
+    }
+
+    /// The payload's size in bytes (without copying a mapped payload).
+    public var payloadCount: Int { mappedPayload?.bytes.count ?? inlinePayload.count }
+
+    /// Whether the payload came as a sealed memfd and is read from a read-only mapping of it
+    /// (its size then costs nothing to receive; see ``SealedPayload``).
+    public var isMappedPayload: Bool { mappedPayload != nil }
+
+    /// The file descriptors passed with the message and not yet taken
+    /// (``Bus/publish(_:_:fileDescriptors:)``): this process's own descriptors for the
+    /// sender's open files, close-on-exec, in the order the sender passed them.
+    ///
+    /// They belong to the message: they stay open while any copy of it exists and are closed
+    /// with the last, unless taken with ``takeFileDescriptors()``. Use them while holding the
+    /// message; take them to keep them.
+    public var fileDescriptors: [FileDescriptor] { attachment?.current.map { FileDescriptor(rawValue: $0) } ?? [] }
+
+    /// Takes the descriptors passed with the message: from now on the caller owns them and
+    /// must close them; the message (and every copy of it) no longer has them. Empty if there
+    /// were none or they were already taken.
+    public func takeFileDescriptors() -> [FileDescriptor] {
+        attachment?.take().map { FileDescriptor(rawValue: $0) } ?? []
+    }
+
+    /// How many descriptors the sender passed that this bus did not receive: it does not
+    /// accept descriptors (``BusOptions/acceptsFileDescriptors``), or could not duplicate
+    /// them for a second subscription. 0 normally.
+    public var withheldFileDescriptors: Int { attachment?.withheld ?? 0 }
+
+    /// Why the payload is missing, when the sender passed it as a sealed memfd that this bus
+    /// did not receive (it does not accept descriptors) or would not trust (not sealed, so
+    /// its bytes could change under the reader); nil otherwise.
+    public var payloadRejection: String? { attachment?.payloadRejection }
 }

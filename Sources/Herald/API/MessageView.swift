@@ -29,11 +29,14 @@ public struct MessageView: ~Copyable {
     /// The payload in the receive buffer: valid while the view is lent, never handed out
     /// but for the duration of ``withPayload(_:)``.
     let payloadBytes: UnsafeRawBufferPointer
+    /// Descriptors and a mapped payload, if the message carries them.
+    let attachment: MessageAttachment?
 
     init(
         topic: String, payloadBytes: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool,
-        retainedAt: Date?
+        retainedAt: Date?, attachment: MessageAttachment? = nil
     ) {
+        self.attachment = attachment
         self.retainedAt = retainedAt
         self.topic = topic
         self.payloadBytes = payloadBytes
@@ -53,12 +56,19 @@ public struct MessageView: ~Copyable {
         try body(payloadBytes)
     }
 
-    /// The message as a ``Message`` value, with the payload copied out.
+    /// The message as a ``Message`` value, with the payload copied out (a payload mapped from
+    /// a sealed memfd is shared, not copied) and the descriptors shared with this view's.
     public var message: Message {
-        Message(
-            topic: topic, payload: [UInt8](payloadBytes), sender: sender, droppedBefore: droppedBefore, afterReconnect: afterReconnect,
-            retainedAt: retainedAt)
+        var message = Message(
+            topic: topic, payload: attachment?.mappedPayload == nil ? [UInt8](payloadBytes) : [], sender: sender,
+            droppedBefore: droppedBefore, afterReconnect: afterReconnect, retainedAt: retainedAt)
+        message.attachment = attachment
+        return message
     }
+
+    /// The file descriptors passed with the message (see ``Message/fileDescriptors``); they
+    /// stay open while the view is lent. Keep ``message`` and take them from it to keep them.
+    public var fileDescriptors: [FileDescriptor] { attachment?.current.map { FileDescriptor(rawValue: $0) } ?? [] }
 
     /// The payload as text, or nil if it is not valid UTF-8.
     public var string: String? { String(validating: payloadBytes, as: UTF8.self) }

@@ -45,19 +45,22 @@ extension Bus {
         let outcome = CallOutcome()
         // The bus's I/O thread keeps the timeout (the broker keeps it too, within about a
         // second more); a late answer finds nothing waiting.
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Response, HeraldError>, Never>) in
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Connection.Answer, HeraldError>, Never>) in
             outcome.install(continuation)
             connection.request(topic: topicBytes, payload: bytes, timeoutMilliseconds: milliseconds, timeout: timeout) {
                 outcome.resolve($0)
             }
         }
-        let response = try result.get()
+        let answer = try result.get()
+        let response = answer.response
         let sender = Message.Sender(
             peerID: response.senderID, pid: response.sender.pid, uid: response.sender.uid, gid: response.sender.gid)
         guard response.status == 0 else {
             throw .requestFailed(code: response.status, message: String(decoding: response.payload, as: UTF8.self))
         }
-        return Message(topic: topic, payload: response.payload, sender: sender)
+        var message = Message(topic: topic, payload: response.payload, sender: sender)
+        message.attachment = answer.attachment
+        return message
     }
 
     /// Sends a request whose payload is the UTF-8 of `text`; see the byte-payload `request(_:_:timeout:)`.
@@ -91,11 +94,11 @@ extension Bus {
 /// Resumes a request's continuation once: with its answer, its error or its timeout,
 /// whichever comes first.
 final class CallOutcome: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<Result<Response, HeraldError>, Never>?, result: Result<Response, HeraldError>?)>(
+    private let state = Mutex<(continuation: CheckedContinuation<Result<Connection.Answer, HeraldError>, Never>?, result: Result<Connection.Answer, HeraldError>?)>(
         (nil, nil))
 
-    func install(_ continuation: CheckedContinuation<Result<Response, HeraldError>, Never>) {
-        let early = state.withLock { state -> Result<Response, HeraldError>? in
+    func install(_ continuation: CheckedContinuation<Result<Connection.Answer, HeraldError>, Never>) {
+        let early = state.withLock { state -> Result<Connection.Answer, HeraldError>? in
             if let result = state.result { return result }
             state.continuation = continuation
             return nil
@@ -103,8 +106,8 @@ final class CallOutcome: Sendable {
         if let early { continuation.resume(returning: early) }
     }
 
-    func resolve(_ result: Result<Response, HeraldError>) {
-        let continuation = state.withLock { state -> CheckedContinuation<Result<Response, HeraldError>, Never>? in
+    func resolve(_ result: Result<Connection.Answer, HeraldError>) {
+        let continuation = state.withLock { state -> CheckedContinuation<Result<Connection.Answer, HeraldError>, Never>? in
             guard state.result == nil else { return nil }
             state.result = result
             defer { state.continuation = nil }

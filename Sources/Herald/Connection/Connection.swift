@@ -18,7 +18,13 @@ final class Connection: Sendable {
     /// Called once with the outcome of a request (SUBSCRIBE, UNSUBSCRIBE, PING).
     typealias Completion = @Sendable (Result<Void, HeraldError>) -> Void
     /// Called once with the outcome of a REQUEST: its RESPONSE, or why there is none.
-    typealias CallCompletion = @Sendable (Result<Response, HeraldError>) -> Void
+    typealias CallCompletion = @Sendable (Result<Answer, HeraldError>) -> Void
+
+    /// A RESPONSE as the I/O thread received it, with the descriptors it passed (if any).
+    struct Answer: Sendable {
+        var response: Response
+        var attachment: MessageAttachment?
+    }
 
     /// Where the connection is in its life.
     enum Phase: Sendable {

@@ -42,10 +42,10 @@ extension Connection {
         //    and flushes are rebuilt below from the pending tables.
         var publishes: [UInt8] = []
         var goodbye: [UInt8] = []
-        out.withLock { state in
-            Connection.keepPublishes(UnsafeRawBufferPointer(start: state.buffer.bytes, count: state.buffer.count),
+        var leftOut = out.withLock { state in
+            defer { state.buffer.removeAll() }
+            return Connection.keepPublishes(UnsafeRawBufferPointer(start: state.buffer.bytes, count: state.buffer.count),
                 into: &publishes, goodbye: &goodbye)
-            state.buffer.removeAll()
         }
         // 2. Atomically with going back to `.open`: a subscribe from now on sends its own SUBSCRIBE.
         var requests: [UInt8] = []
@@ -106,7 +106,11 @@ extension Connection {
         group?.complete(.success(()))
         var carriedPublishes: [UInt8] = []
         var carriedGoodbye: [UInt8] = []
-        carried.withUnsafeBytes { Connection.keepPublishes($0, into: &carriedPublishes, goodbye: &carriedGoodbye) }
+        leftOut += carried.withUnsafeBytes { Connection.keepPublishes($0, into: &carriedPublishes, goodbye: &carriedGoodbye) }
+        if leftOut > 0 {
+            recordPublishError(.connectionLost(
+                "\(leftOut) message(s) passing file descriptors were not sent: the connection was lost before they were written"))
+        }
         writing.append(requests)
         writing.append(carriedPublishes)
         writing.append(publishes)
@@ -126,7 +130,11 @@ extension Connection {
 
     /// Appends the PUBLISH frames of `frames` (whole frames, back to back) to `publishes`, and
     /// a GOODBYE to `goodbye`; drops the rest (requests, PINGs, PONGs of the old session).
-    static func keepPublishes(_ frames: UnsafeRawBufferPointer, into publishes: inout [UInt8], goodbye: inout [UInt8]) {
+    /// A PUBLISH that passes descriptors is not kept (its descriptors went with the old
+    /// socket, or are closed with the buffer): returns how many were left out.
+    @discardableResult
+    static func keepPublishes(_ frames: UnsafeRawBufferPointer, into publishes: inout [UInt8], goodbye: inout [UInt8]) -> Int {
+        var leftOut = 0
         var offset = 0
         while frames.count - offset >= FrameHeader.size {
             let header = FrameHeader(loadingFrom: frames.baseAddress! + offset)
@@ -134,11 +142,16 @@ extension Connection {
             guard frames.count - offset >= length else { break }
             let frame = UnsafeRawBufferPointer(rebasing: frames[offset..<offset + length])
             if header.type == FrameType.publish.rawValue {
-                publishes.append(contentsOf: frame)
+                if header.flags & FrameFlags.descriptors != 0 {
+                    leftOut += 1
+                } else {
+                    publishes.append(contentsOf: frame)
+                }
             } else if header.type == FrameType.goodbye.rawValue {
                 goodbye = Array(frame)
             }
             offset += length
         }
+        return leftOut
     }
 }

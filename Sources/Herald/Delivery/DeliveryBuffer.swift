@@ -36,6 +36,9 @@ final class DeliveryBuffer: @unchecked Sendable {
     private var lastTopicRun = 0
     /// Offset of the last run's record, so frames on the same topic extend it; -1 for none.
     private var lastRunOffset = -1
+    /// What the messages with attachments carry (descriptors, sealed payloads), indexed by
+    /// their runs; released with the buffer's contents (closing descriptors nobody took).
+    private(set) var attachments: [MessageAttachment] = []
 
     init(capacity: Int = 4 << 10) {
         storage = ByteStorage(capacity: capacity)
@@ -50,6 +53,7 @@ final class DeliveryBuffer: @unchecked Sendable {
         count = 0
         charge = 0
         lastRunOffset = -1
+        if !attachments.isEmpty { attachments.removeAll(keepingCapacity: true) }
     }
 
     /// Appends one MESSAGE frame (already validated); `droppedBefore` messages were lost just
@@ -101,6 +105,23 @@ final class DeliveryBuffer: @unchecked Sendable {
     /// direct message).
     func appendAlone(frame: UnsafeRawBufferPointer, charge: Int) {
         appendSingle(DeliveryRun(droppedBefore: 0, length: frame.count, continuesTopic: false), frame, charge: charge)
+    }
+
+    /// Appends a message that passes descriptors (or a sealed payload) as a run of its own:
+    /// `frame` is its whole MESSAGE frame, `attachment` what it carries.
+    func appendAttached(frame: UnsafeRawBufferPointer, attachment: MessageAttachment, charge: Int) {
+        let run = DeliveryRun(droppedBefore: UInt64(attachments.count), length: frame.count, continuesTopic: false, attached: true)
+        attachments.append(attachment)
+        appendSingle(run, frame, charge: charge)
+    }
+
+    /// Marks `dropped` messages lost before whatever is appended next (a run with no frames,
+    /// for a message whose run's record has no room for a drop count).
+    func appendDropMarker(_ dropped: UInt64) {
+        if capacity - count < DeliveryRun.size { grow(to: count + DeliveryRun.size) }
+        DeliveryRun(droppedBefore: dropped, length: 0, continuesTopic: false).store(to: bytes + count)
+        count += DeliveryRun.size
+        lastRunOffset = -1
     }
 
     /// Appends one frame as a run of its own, under `run`.

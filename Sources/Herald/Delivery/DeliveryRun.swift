@@ -16,7 +16,11 @@
 ///                                  when it was retained (ns since the epoch), not a drop count;
 ///                                  0x08: a request to answer: the run holds exactly one frame
 ///                                  (a CALL frame rewritten as MESSAGE) and offset 0 holds its
-///                                  call id
+///                                  call id;
+///                                  0x10: a message with an attachment (descriptors passed, a
+///                                  sealed payload): the run holds exactly one frame and
+///                                  offset 0 holds the index of its ``MessageAttachment`` in
+///                                  the buffer's `attachments`
 /// offset 13  3 bytes unused
 /// ```
 /// Native byte order, unaligned: it only ever lives in this process's memory.
@@ -32,11 +36,12 @@ struct DeliveryRun {
     var afterReconnect: Bool
     var retained: Bool
     var call: Bool
+    var attached: Bool
 
     @inline(__always)
     init(
         droppedBefore: UInt64, length: Int, continuesTopic: Bool, afterReconnect: Bool = false, retained: Bool = false,
-        call: Bool = false
+        call: Bool = false, attached: Bool = false
     ) {
         self.droppedBefore = droppedBefore
         self.length = length
@@ -44,6 +49,7 @@ struct DeliveryRun {
         self.afterReconnect = afterReconnect
         self.retained = retained
         self.call = call
+        self.attached = attached
     }
 
     @inline(__always)
@@ -55,6 +61,7 @@ struct DeliveryRun {
         afterReconnect = flags & 0x02 != 0
         retained = flags & 0x04 != 0
         call = flags & 0x08 != 0
+        attached = flags & 0x10 != 0
     }
 
     @inline(__always)
@@ -62,6 +69,7 @@ struct DeliveryRun {
         pointer.storeBytes(of: droppedBefore, as: UInt64.self)
         pointer.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
         let flags: UInt32 = (continuesTopic ? 0x01 : 0) | (afterReconnect ? 0x02 : 0) | (retained ? 0x04 : 0) | (call ? 0x08 : 0)
+            | (attached ? 0x10 : 0)
         pointer.storeBytes(of: flags, toByteOffset: 12, as: UInt32.self)
     }
 

@@ -26,6 +26,8 @@ struct Inbox {
     var retainedPending: UInt64 = 0
     /// The current run is a request to answer with this call id; 0 if not.
     var callPending: UInt32 = 0
+    /// The current run's message carries this attachment (descriptors, a sealed payload).
+    var attachmentPending: MessageAttachment?
     /// The last topic seen (pointing into a held buffer) and its String, so a run of
     /// messages on one topic decodes it once.
     var topicBytes: UnsafeRawPointer?
@@ -42,9 +44,11 @@ struct Inbox {
         // Not Array(unsafeUninitializedCapacity:): that path allocates through an unspecialized
         // stdlib function that looks the storage type's metadata up on every call.
         var message = Message(
-            topic: next.topic, payload: [UInt8](next.payload), sender: next.sender, droppedBefore: next.droppedBefore,
-            afterReconnect: next.afterReconnect, retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
+            topic: next.topic, payload: next.attachment?.mappedPayload == nil ? [UInt8](next.payload) : [], sender: next.sender,
+            droppedBefore: next.droppedBefore, afterReconnect: next.afterReconnect,
+            retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
         message.callID = next.callID
+        message.attachment = next.attachment
         return message
     }
 
@@ -54,7 +58,8 @@ struct Inbox {
         guard let next = nextInPlace() else { return nil }
         return MessageView(
             topic: next.topic, payloadBytes: next.payload, sender: next.sender, droppedBefore: next.droppedBefore,
-            afterReconnect: next.afterReconnect, retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
+            afterReconnect: next.afterReconnect, retainedAt: Message.date(retainedNanoseconds: next.retainedAt),
+            attachment: next.attachment)
     }
 
     /// The parts of the next buffered message, the payload in place; nil when every held
@@ -63,7 +68,7 @@ struct Inbox {
     @inline(__always)
     mutating func nextInPlace() -> (
         topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool,
-        retainedAt: UInt64, callID: UInt32
+        retainedAt: UInt64, callID: UInt32, attachment: MessageAttachment?
     )? {
         guard prepare() else { return nil }
         let frame = cursor.unsafelyUnwrapped
@@ -73,6 +78,8 @@ struct Inbox {
         retainedPending = 0
         let callID = callPending
         callPending = 0
+        let attachment = attachmentPending
+        if attachment != nil { attachmentPending = nil }
         let sameTopic = runContinuesTopic
         // Only the run's first message carries what its record says.
         runDroppedBefore = 0
@@ -94,10 +101,9 @@ struct Inbox {
         let block = SenderBlock(loadingFrom: body)
         let sender = Message.Sender(
             peerID: block.senderID, pid: block.credentials.pid, uid: block.credentials.uid, gid: block.credentials.gid)
-        return (
-            topic, UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength), sender, droppedBefore, afterReconnect,
-            retainedAt, callID
-        )
+        // A sealed payload is read in place from its mapping, not from the frame (empty then).
+        let payload = attachment?.mappedPayload?.bytes ?? UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength)
+        return (topic, payload, sender, droppedBefore, afterReconnect, retainedAt, callID, attachment)
     }
 
     /// Whether a message is buffered: positions the cursor on it, reading run records (and
@@ -119,6 +125,8 @@ struct Inbox {
                 retainedPending = run.droppedBefore
             } else if run.call {
                 callPending = UInt32(truncatingIfNeeded: run.droppedBefore)
+            } else if run.attached {
+                attachmentPending = buffers[nextBuffer - 1].attachments[Int(run.droppedBefore)]
             } else {
                 runDroppedBefore &+= run.droppedBefore
             }
@@ -152,6 +160,7 @@ struct Inbox {
         runEnd = nil
         topicBytes = nil
         topicLength = -1
+        attachmentPending = nil
         nextBuffer = 0
         var released: [DeliveryBuffer] = []
         swap(&released, &buffers)

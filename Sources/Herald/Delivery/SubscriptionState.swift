@@ -65,6 +65,14 @@ final class SubscriptionState: Sendable {
     @inline(__always)
     static func charge(topicLength: Int, payloadLength: Int) -> Int { topicLength + payloadLength + 64 }
 
+    /// What a message's attachment counts against the buffer limit besides its frame: 64 KiB
+    /// per descriptor or mapped payload, so a consumer that falls behind holds at most a
+    /// bounded number of them (128 in the default 8 MiB) before reading pauses, rather than
+    /// running this process out of descriptors or address space.
+    static func attachmentCharge(_ attachment: MessageAttachment) -> Int {
+        (attachment.current.count + (attachment.mappedPayload == nil ? 0 : 1)) * (64 << 10)
+    }
+
     // MARK: I/O thread side
 
     /// Queues `buffer` (not empty) for the consumer, wakes the consumer if it waits, and

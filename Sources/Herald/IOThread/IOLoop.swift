@@ -71,6 +71,17 @@ final class IOLoop {
     /// Counts the routes made, to tag runs of messages on one topic.
     var topicRuns = 0
 
+    /// Whether the socket is read with room for descriptors (the bus announced `fds`).
+    let acceptsDescriptors: Bool
+    /// Descriptors received and not yet taken by the frame that announced them, from
+    /// `receivedDescriptorsHead` on (see IOLoopDescriptors.swift).
+    var receivedDescriptors: [Int32] = []
+    var receivedDescriptorsHead = 0
+    /// A read brought more descriptors than fit: the kernel closed some.
+    var descriptorsTruncated = false
+    /// Where one read's descriptors land.
+    var receiveSpace = [Int32](repeating: -1, count: IOLoop.descriptorSpace)
+
     /// Messages the broker reported dropped that no delivered message has carried yet.
     var pendingDropped: UInt64 = 0
     /// Reading is paused because these subscriptions are over their buffer limit.
@@ -87,6 +98,7 @@ final class IOLoop {
         self.connection = connection
         self.socket = connection.socket
         self.handshake = handshake
+        acceptsDescriptors = connection.options.acceptsFileDescriptors
         readBuffer = readStorage.base.unsafelyUnwrapped
     }
 
@@ -118,6 +130,7 @@ final class IOLoop {
         }
         if epollFD >= 0 { close(epollFD) }
         close(socket)
+        closeQueuedDescriptors()
         connection.threadDidExit()
     }
 

@@ -59,7 +59,13 @@ extension IOLoop {
         case .call(let call):
             stageCall(call)
         case .response(let response):
-            connection.takeCall(response.requestID)?(.success(response))
+            var attachment: MessageAttachment?
+            if let block = response.descriptors {
+                // Taken whether or not the call still waits, so the queue stays in line.
+                guard let attached = self.attachment(for: block) else { return }
+                attachment = attached
+            }
+            connection.takeCall(response.requestID)?(.success(Connection.Answer(response: response, attachment: attachment)))
         case .direct(let delivery):
             stageDirect(delivery)
         case .hello, .welcome, .subscribe, .unsubscribe, .publish, .message, .request, .reply, .send, .will, .monitored:
@@ -95,11 +101,22 @@ extension IOLoop {
     /// broker sends DIRECT only to a client that announced it accepts them, so a bus without
     /// an inbox receiving one is a broker error.
     func stageDirect(_ delivery: Delivery) {
+        var attachment: MessageAttachment?
+        if let block = delivery.descriptors {
+            guard let attached = self.attachment(for: block) else { return }
+            attachment = attached
+        }
         guard let inbox = connection.directInbox else {
             protocolViolation("the broker sent a DIRECT frame, which this client did not ask for")
             return
         }
-        _ = stageAlone(delivery, where: { $0 === inbox }) { buffer, frame, charge in buffer.appendAlone(frame: frame, charge: charge) }
+        _ = stageAlone(delivery, where: { $0 === inbox }) { buffer, frame, charge in
+            if let attachment {
+                buffer.appendAttached(frame: frame, attachment: attachment, charge: charge + SubscriptionState.attachmentCharge(attachment))
+            } else {
+                buffer.appendAlone(frame: frame, charge: charge)
+            }
+        }
     }
 
     /// Stages `delivery` as a MESSAGE frame for the one subscription `isTarget` picks, through

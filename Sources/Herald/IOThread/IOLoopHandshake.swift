@@ -41,7 +41,8 @@ extension IOLoop {
             slowConsumerPolicy: options.slowConsumerPolicy,
             outputLimit: UInt32(clamping: max(0, options.outputLimit ?? 0)),
             capabilities: Capabilities.retained | Capabilities.requests | Capabilities.direct | Capabilities.lastWill
-                | (options.acceptsDirectMessages ? Capabilities.directInbox : 0),
+                | (options.acceptsDirectMessages ? Capabilities.directInbox : 0)
+                | (options.acceptsFileDescriptors ? Capabilities.descriptors : 0),
             clientName: options.clientName)
         let helloBytes = FrameEncoder.encode(.hello(hello))
         var sent = 0

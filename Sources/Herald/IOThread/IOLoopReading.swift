@@ -15,11 +15,18 @@ extension IOLoop {
             reads += 1
             if readEnd == readCapacity { makeRoom(for: readEnd - readStart + 1) }
             let space = readCapacity - readEnd
-            let n = read(socket, readBuffer + readEnd, space)
+            var n: Int
+            var broughtDescriptors = false
+            if acceptsDescriptors {
+                (n, broughtDescriptors) = receive(into: readBuffer + readEnd, space)
+            } else {
+                n = read(socket, readBuffer + readEnd, space)
+            }
             if n > 0 {
                 readEnd += n
                 parseFrames()
-                if n < space && !draining { return }
+                // A read that brought descriptors ends there whatever follows: not drained.
+                if n < space && !draining && !broughtDescriptors { return }
                 if isPaused && !draining { return }
                 continue
             }

@@ -110,6 +110,7 @@ extension IOLoop {
         socket = -1
         readStart = 0
         readEnd = 0
+        closeQueuedDescriptors()
         pendingDropped = 0
         blockingSubscriptions.removeAll()
         cacheValid = false

@@ -89,6 +89,15 @@ extension IOLoop {
             guard header.flags == 0, Int(header.bodyLength) >= senderSize + topicLength else {
                 stage(&run)
                 readStart = cursor
+                if header.flags == FrameFlags.descriptors {
+                    // Passes descriptors: off the hot path (IOLoopDescriptors.swift).
+                    pendingDropped = dropped
+                    handleMessageWithDescriptors(frame, header)
+                    if finished { break }
+                    route = Route()
+                    dropped = pendingDropped
+                    continue
+                }
                 protocolViolation("MESSAGE with flags 0x\(String(header.flags, radix: 16)) or a topic longer than its body")
                 break
             }

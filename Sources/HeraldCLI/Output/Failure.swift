@@ -17,7 +17,8 @@ enum Failure {
         case .connectionClosed, .connectionLost, .slowConsumerDisconnected:
             ExitStatus.connectionLost
         case .invalidTopic, .invalidFilter, .messageTooLarge, .tooManySubscriptions, .brokerError, .closed, .forbidden,
-            .subscriptionRevoked, .retainedQuotaExceeded, .requestFailed, .requestRefused, .unknownPeer, .directNotAccepted:
+            .subscriptionRevoked, .retainedQuotaExceeded, .requestFailed, .requestRefused, .unknownPeer, .directNotAccepted,
+            .descriptorsRefused:
             ExitStatus.requestFailed
         case .noResponders, .responderGone:
             ExitStatus.noAnswer
