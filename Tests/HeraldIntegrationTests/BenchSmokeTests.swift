@@ -33,4 +33,19 @@ struct BenchSmokeTests {
         #expect((fairness?["flood_sent"] as? Int ?? 0) > 0, "the flood ran")
         if getuid() == 0 { #expect(fairness?["flood_uid"] as? Int == 65534, "as root, the flood runs as nobody") }
     }
+
+    /// W9: every payload size and shape as sealed memfds, all delivered and intact, beside W5.
+    @Test func largePayloadWorkloadRunsEverySizeAndShape() async throws {
+        let cli = try CLIProcess(["bench", "--spawn-broker", "--workloads", "W5,W9", "--messages", "20", "--json"])
+        cli.write("", close: true)
+        #expect(await cli.waitForExit(timeout: 100) == 0, "stderr: \(cli.standardError.suffix(2000))")
+        let json = try JSONSerialization.jsonObject(with: Data(cli.standardOutput.utf8)) as? [String: Any]
+        let results = (json?["results"] as? [[String: Any]]) ?? []
+        let sealed = results.filter { $0["workload"] as? String == "W9" }
+        #expect(sealed.count == 8, "4 sizes, 1 -> 1 and 1 -> 8")
+        #expect(Set(sealed.compactMap { $0["payload_bytes"] as? Int }) == [1 << 10, 64 << 10, 1 << 20, 64 << 20])
+        for result in results {
+            #expect(result["status"] as? String == "ok", "\(result["label"] ?? "?"): \(result["problems"] ?? "")")
+        }
+    }
 }

@@ -16,6 +16,8 @@ let package = Package(
         .executableTarget(name: "battery-panel", dependencies: [.product(name: "Herald", package: "herald")]),
         .executableTarget(name: "settings-service", dependencies: [.product(name: "Herald", package: "herald")]),
         .executableTarget(name: "settings-client", dependencies: [.product(name: "Herald", package: "herald")]),
+        .executableTarget(name: "frame-producer", dependencies: [.product(name: "Herald", package: "herald")]),
+        .executableTarget(name: "frame-viewer", dependencies: [.product(name: "Herald", package: "herald")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -38,5 +38,13 @@ grep -q "theme = dark" "$log/client1.out" || fail "unexpected answer: $(cat "$lo
 if timeout 10 "$bin/settings-client" colour > "$log/client2.out"; then fail "an unknown key did not fail"; fi
 grep -q "404" "$log/client2.out" || fail "expected the service's 404: $(cat "$log/client2.out")"
 wait $service || fail "settings-service failed"
-cat "$log/panel.out" "$log/client1.out" "$log/client2.out"
+
+# Large buffers: 1080p frames (8 MiB each, over the broker's 1 MiB frame limit) as sealed memfds.
+timeout 60 "$bin/frame-viewer" --count 3 > "$log/viewer.out" &
+viewer=$!
+for _ in $(seq 200); do grep -q ready "$log/viewer.out" 2>/dev/null && break; sleep 0.05; done
+timeout 60 "$bin/frame-producer" --frames 3 > "$log/producer.out" || fail "frame-producer failed: $(cat "$log/producer.out")"
+wait $viewer || fail "frame-viewer failed: $(cat "$log/viewer.out")"
+[ "$(grep -c 'bytes mapped, centre pixel .* ok' "$log/viewer.out")" = 3 ] || fail "the viewer did not map 3 intact frames: $(cat "$log/viewer.out")"
+cat "$log/panel.out" "$log/client1.out" "$log/client2.out" "$log/viewer.out"
 echo "examples: all ran"

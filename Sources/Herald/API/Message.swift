@@ -41,18 +41,20 @@ public struct Message: Sendable {
     /// For a payload that came as a sealed memfd (see ``SealedPayload``), this is a copy of
     /// the mapped bytes, made on each access: read such a payload in place with
     /// ``withPayloadBytes(_:)`` instead (``isMappedPayload`` tells them apart).
+    @inlinable
     public var payload: [UInt8] {
         get {
-            if let mappedPayload { return [UInt8](mappedPayload.bytes) }
+            if let mappedPayload = attachment?.mappedPayload { return [UInt8](mappedPayload.bytes) }
             return inlinePayload
         }
         set {
             inlinePayload = newValue
-            mappedPayload = nil
+            if attachment?.mappedPayload != nil { attachment = attachment?.withoutPayload() }
         }
     }
-    /// The payload when it came in the frame.
-    var inlinePayload: [UInt8]
+    /// The payload when it came in the frame. (Inlinable accessors: a subscriber's
+    /// per-message reads must not cost a call into the library.)
+    @usableFromInline var inlinePayload: [UInt8]
     /// Who published it.
     public var sender: Sender
     /// How many messages the broker reported dropped for this connection (slow consumer,
@@ -73,11 +75,8 @@ public struct Message: Sendable {
     var callID: UInt32 = 0
     /// Descriptors passed with the message and a payload that came as a sealed memfd; nil
     /// for a message with neither (the common case, at no cost).
-    var attachment: MessageAttachment? {
-        didSet { mappedPayload = attachment?.mappedPayload }
-    }
-    /// The payload, when it came as a sealed memfd (then `inlinePayload` is empty).
-    var mappedPayload: MappedPayload?
+    /// The payload is `attachment.mappedPayload` when that is set (`inlinePayload` is empty then).
+    @usableFromInline var attachment: MessageAttachment?
 
     /// Creates a message (useful for tests and for code that forwards messages).
     public init(
@@ -110,22 +109,22 @@ public struct Message: Sendable {
     /// Calls `body` with the payload's bytes in place: no copy, whether the payload came in
     /// the frame or as a sealed memfd (then read straight from the shared pages). The pointer
     /// is valid only during the call.
+    @inlinable
     public func withPayloadBytes<Result, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        if let mappedPayload { return try body(mappedPayload.bytes) }
-        // `withUnsafeBytes` cannot throw a typed error through; a local copy of the array
-        // (no byte copy) is borrowed instead.
-        let bytes = inlinePayload
-        return try bytes.withUnsafeBufferPointer { (buffer) throws(Failure) -> Result in try body(UnsafeRawBufferPointer(buffer)) }
+        if let mappedPayload = attachment?.mappedPayload { return try body(mappedPayload.bytes) }
+        return try inlinePayload.withUnsafeBufferPointer { (buffer) throws(Failure) -> Result in try body(UnsafeRawBufferPointer(buffer)) }
     }
 
     /// The payload's size in bytes (without copying a mapped payload).
-    public var payloadCount: Int { mappedPayload?.bytes.count ?? inlinePayload.count }
+    @inlinable
+    public var payloadCount: Int { attachment?.mappedPayload?.bytes.count ?? inlinePayload.count }
 
     /// Whether the payload came as a sealed memfd and is read from a read-only mapping of it
     /// (its size then costs nothing to receive; see ``SealedPayload``).
-    public var isMappedPayload: Bool { mappedPayload != nil }
+    @inlinable
+    public var isMappedPayload: Bool { attachment?.mappedPayload != nil }
 
     /// The file descriptors passed with the message and not yet taken
     /// (``Bus/publish(_:_:fileDescriptors:)``): this process's own descriptors for the

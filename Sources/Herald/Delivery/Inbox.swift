@@ -26,8 +26,13 @@ struct Inbox {
     var retainedPending: UInt64 = 0
     /// The current run is a request to answer with this call id; 0 if not.
     var callPending: UInt32 = 0
-    /// The current run's message carries this attachment (descriptors, a sealed payload).
+    /// The current run's message carries this attachment (descriptors, a sealed payload),
+    /// and `hasAttachment` says so: a plain flag, tested on the hot path instead of the
+    /// reference (messages without one, nearly all, then cost nothing for it).
     var attachmentPending: MessageAttachment?
+    var hasAttachment = false
+    /// The attachment of the message ``nextInPlace()`` just returned (when `hasAttachment`).
+    var currentAttachment: MessageAttachment?
     /// The last topic seen (pointing into a held buffer) and its String, so a run of
     /// messages on one topic decodes it once.
     var topicBytes: UnsafeRawPointer?
@@ -41,14 +46,13 @@ struct Inbox {
     @usableFromInline
     mutating func next() -> Message? {
         guard let next = nextInPlace() else { return nil }
+        if _slowPath(hasAttachment) { return attachedMessage(next) }
         // Not Array(unsafeUninitializedCapacity:): that path allocates through an unspecialized
         // stdlib function that looks the storage type's metadata up on every call.
         var message = Message(
-            topic: next.topic, payload: next.attachment?.mappedPayload == nil ? [UInt8](next.payload) : [], sender: next.sender,
-            droppedBefore: next.droppedBefore, afterReconnect: next.afterReconnect,
-            retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
+            topic: next.topic, payload: [UInt8](next.payload), sender: next.sender, droppedBefore: next.droppedBefore,
+            afterReconnect: next.afterReconnect, retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
         message.callID = next.callID
-        message.attachment = next.attachment
         return message
     }
 
@@ -56,10 +60,33 @@ struct Inbox {
     @inline(__always)
     mutating func nextView() -> MessageView? {
         guard let next = nextInPlace() else { return nil }
+        let attachment = _slowPath(hasAttachment) ? takeAttachment() : nil
         return MessageView(
             topic: next.topic, payloadBytes: next.payload, sender: next.sender, droppedBefore: next.droppedBefore,
             afterReconnect: next.afterReconnect, retainedAt: Message.date(retainedNanoseconds: next.retainedAt),
-            attachment: next.attachment)
+            attachment: attachment)
+    }
+
+    /// The message `next` with its run's attachment (off the hot path): a payload mapped from
+    /// a sealed memfd is not copied, the message refers to the mapping.
+    private mutating func attachedMessage(
+        _ next: (topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool,
+            retainedAt: UInt64, callID: UInt32)
+    ) -> Message {
+        let attachment = takeAttachment()
+        var message = Message(
+            topic: next.topic, payload: attachment?.mappedPayload == nil ? [UInt8](next.payload) : [], sender: next.sender,
+            droppedBefore: next.droppedBefore, afterReconnect: next.afterReconnect,
+            retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
+        message.callID = next.callID
+        message.attachment = attachment
+        return message
+    }
+
+    /// The current message's attachment, handed over (off the hot path).
+    private mutating func takeAttachment() -> MessageAttachment? {
+        hasAttachment = false
+        return currentAttachment.take()
     }
 
     /// The parts of the next buffered message, the payload in place; nil when every held
@@ -68,7 +95,7 @@ struct Inbox {
     @inline(__always)
     mutating func nextInPlace() -> (
         topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool,
-        retainedAt: UInt64, callID: UInt32, attachment: MessageAttachment?
+        retainedAt: UInt64, callID: UInt32
     )? {
         guard prepare() else { return nil }
         let frame = cursor.unsafelyUnwrapped
@@ -78,8 +105,6 @@ struct Inbox {
         retainedPending = 0
         let callID = callPending
         callPending = 0
-        let attachment = attachmentPending
-        if attachment != nil { attachmentPending = nil }
         let sameTopic = runContinuesTopic
         // Only the run's first message carries what its record says.
         runDroppedBefore = 0
@@ -97,13 +122,17 @@ struct Inbox {
             topicBytes = topicStart
             self.topicLength = topicLength
         }
-        let payloadLength = Int(header.bodyLength) - SenderBlock.size - topicLength
+        var payload = UnsafeRawBufferPointer(start: topicStart + topicLength, count: Int(header.bodyLength) - SenderBlock.size - topicLength)
+        if _slowPath(attachmentPending != nil) {
+            // This run's one message carries an attachment: from now on the current message's.
+            currentAttachment = attachmentPending.take()
+            hasAttachment = true
+            if let mapped = currentAttachment?.mappedPayload { payload = mapped.bytes }
+        }
         let block = SenderBlock(loadingFrom: body)
         let sender = Message.Sender(
             peerID: block.senderID, pid: block.credentials.pid, uid: block.credentials.uid, gid: block.credentials.gid)
-        // A sealed payload is read in place from its mapping, not from the frame (empty then).
-        let payload = attachment?.mappedPayload?.bytes ?? UnsafeRawBufferPointer(start: topicStart + topicLength, count: payloadLength)
-        return (topic, payload, sender, droppedBefore, afterReconnect, retainedAt, callID, attachment)
+        return (topic, payload, sender, droppedBefore, afterReconnect, retainedAt, callID)
     }
 
     /// Whether a message is buffered: positions the cursor on it, reading run records (and
@@ -161,6 +190,8 @@ struct Inbox {
         topicBytes = nil
         topicLength = -1
         attachmentPending = nil
+        currentAttachment = nil
+        hasAttachment = false
         nextBuffer = 0
         var released: [DeliveryBuffer] = []
         swap(&released, &buffers)

@@ -15,9 +15,10 @@ import Glibc
 /// when the last message referring to it does.
 ///
 /// Immutable after init and read-only memory, hence `@unchecked Sendable`.
+@usableFromInline
 final class MappedPayload: @unchecked Sendable {
     /// The mapped bytes; empty (nil base) for an empty payload.
-    let bytes: UnsafeRawBufferPointer
+    @usableFromInline let bytes: UnsafeRawBufferPointer
 
     private init(bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes

@@ -12,37 +12,43 @@ import Glibc
 /// (``Message/takeFileDescriptors()``); those never taken are closed when the last copy of
 /// the message is gone, so a subscriber that ignores descriptors leaks none. Copies of a
 /// ``Message`` share one attachment; the lock makes taking them safe from any thread.
+@usableFromInline
 final class MessageAttachment: Sendable {
-    /// Descriptors not yet taken.
-    private let descriptors: Mutex<[Int32]>
+    /// Descriptors not yet taken (shared with an attachment made by ``withoutPayload()``).
+    private let descriptors: DescriptorBox
     /// Descriptors the sender attached that this bus did not receive.
     let withheld: Int
     /// The payload, when it came as a sealed memfd and was mapped.
-    let mappedPayload: MappedPayload?
+    @usableFromInline let mappedPayload: MappedPayload?
     /// Why a payload sent as a sealed memfd was not accepted; nil if it was (or was not one).
     let payloadRejection: String?
 
     init(descriptors: [Int32], withheld: Int, mappedPayload: MappedPayload? = nil, payloadRejection: String? = nil) {
-        self.descriptors = Mutex(descriptors)
+        self.descriptors = DescriptorBox(descriptors)
         self.withheld = withheld
         self.mappedPayload = mappedPayload
         self.payloadRejection = payloadRejection
     }
 
-    deinit {
-        for descriptor in descriptors.withLock({ $0 }) { close(descriptor) }
+    private init(sharing other: MessageAttachment) {
+        descriptors = other.descriptors
+        withheld = other.withheld
+        mappedPayload = nil
+        payloadRejection = nil
+    }
+
+    /// The same descriptors (shared, so taking them from either takes them from both)
+    /// without the payload: for a message whose payload was replaced.
+    @usableFromInline
+    func withoutPayload() -> MessageAttachment {
+        MessageAttachment(sharing: self)
     }
 
     /// The descriptors not yet taken (still owned by the attachment).
-    var current: [Int32] { descriptors.withLock { $0 } }
+    var current: [Int32] { descriptors.current }
 
     /// Hands the descriptors not yet taken to the caller, who must close them.
-    func take() -> [Int32] {
-        descriptors.withLock { descriptors in
-            defer { descriptors = [] }
-            return descriptors
-        }
-    }
+    func take() -> [Int32] { descriptors.take() }
 
     /// Builds the attachment of a frame that announced `block` and brought `received`
     /// (its `block.count` descriptors, owned from now on): maps the first as the payload if
@@ -76,6 +82,28 @@ final class MessageAttachment: Sendable {
         return MessageAttachment(
             descriptors: copies, withheld: withheld + originals.count - copies.count, mappedPayload: mappedPayload,
             payloadRejection: payloadRejection)
+    }
+}
+
+/// Received descriptors not yet taken: closed with the box.
+private final class DescriptorBox: Sendable {
+    private let descriptors: Mutex<[Int32]>
+
+    init(_ descriptors: [Int32]) {
+        self.descriptors = Mutex(descriptors)
+    }
+
+    deinit {
+        for descriptor in descriptors.withLock({ $0 }) { close(descriptor) }
+    }
+
+    var current: [Int32] { descriptors.withLock { $0 } }
+
+    func take() -> [Int32] {
+        descriptors.withLock { descriptors in
+            defer { descriptors = [] }
+            return descriptors
+        }
     }
 }
 

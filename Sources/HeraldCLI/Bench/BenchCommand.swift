@@ -22,11 +22,16 @@ struct BenchCommand: AsyncParsableCommand {
               W7  fairness: W4's round trips alone, then while another user floods the broker
                   (as root, the flood runs as nobody and --spawn-broker admits it)
               W8  request/reply latency, one in flight (Bus.request -> responder -> answer)
+              W9  large payloads as sealed memfds: 1 KiB, 64 KiB, 1 MiB and 64 MiB, each
+                  1 -> 1 and 1 -> 8 (GB/s, compared with W5's inline 4 KiB in the same run)
               L1  the client library alone, against a loopback broker
 
             W4 and W8 do 1000 warm-up round trips, then N measured ones (HdrHistogram \
             percentiles): W8 is W4 with a request answered by one responder instead of a \
             message echoed on a second topic. \
+            W9's publisher writes every payload in full into a fresh memfd (SealedPayload), seals \
+            and publishes it, flushing every few messages (at most about 256 MiB in flight); its \
+            subscribers check the seals, map the memfd and read one byte in each 4 KiB page. \
             W6 reports what the policy promises and whether it was kept. W7 reports the round \
             trips' p50/p99 both ways and their ratio. L1 measures how fast one \
             task publishes into the library and one task receives from it, against a stand-in \
@@ -56,7 +61,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: ArgumentHelp("Comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8,L1, or all.", valueName: "list"))
+    @Option(help: ArgumentHelp("Comma-separated workloads: W1,W2,W3,W4,W5,W6,W7,W8,W9,L1, or all.", valueName: "list"))
     var workloads = "all"
 
     @Option(help: ArgumentHelp(
@@ -132,8 +137,21 @@ struct BenchCommand: AsyncParsableCommand {
             stallMilliseconds: workload == .w6 ? 2000 : 0, fairnessScheduling: w7Scheduling)
     }
 
+    /// W9's runs: each payload size, 1 -> 1 and 1 -> 8.
+    private func w9Plans() -> [BenchPlan] {
+        BenchWorkload.w9Runs.flatMap { run in
+            BenchWorkload.w9FanOuts.map { fanOut in
+                var plan = plan(.w9)
+                plan.size = run.size
+                plan.messages = messages ?? run.messages
+                plan.fanOut = fanOut
+                return plan
+            }
+        }
+    }
+
     func run() async throws {
-        let plans = try selectedWorkloads().map(plan)
+        let plans = try selectedWorkloads().flatMap { $0 == .w9 ? w9Plans() : [plan($0)] }
         // Writes to a worker that died must fail with EPIPE, not kill us.
         signal(SIGPIPE, SIG_IGN)
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP]) {

@@ -39,7 +39,8 @@ enum BenchFormat {
 
     /// A payload size: "64 B", "4 KiB".
     static func bytes(_ count: Int) -> String {
-        count >= 1024 && count % 1024 == 0 ? "\(count / 1024) KiB" : "\(count) B"
+        if count >= 1 << 20 && count % (1 << 20) == 0 { return "\(count >> 20) MiB" }
+        return count >= 1024 && count % 1024 == 0 ? "\(count / 1024) KiB" : "\(count) B"
     }
 
     /// KiB as MiB with one decimal, or "-".

@@ -19,4 +19,28 @@ extension WorkerChannel {
             if sequence & 0xFFF == 0 { progress.store(sequence, ordering: .relaxed) }
         }
     }
+
+    /// W9: publishes `count` payloads, each written in full into a fresh ``SealedPayload``
+    /// (what a producer rendering into shared memory pays) and passed as a sealed memfd. A
+    /// flush every few messages keeps at most about 256 MiB of payloads in flight (held as
+    /// memfds by the broker and the subscribers), well inside the broker's per-user
+    /// descriptor quota.
+    nonisolated(nonsending) func publishSealed(
+        _ count: UInt64, on bus: Bus, topic: String, template: [UInt8], sequence: inout UInt64
+    ) async throws(HeraldError) {
+        let window = UInt64(max(1, min(64, (256 << 20) / max(1, template.count))))
+        while sequence < count {
+            var payload = try SealedPayload(count: template.count)
+            let stamp = sequence
+            let sentAt = monotonicNanos()
+            payload.withUnsafeMutableBytes { memory in
+                template.withUnsafeBytes { memory.copyMemory(from: $0) }
+                BenchHeader.stamp(memory, sequence: stamp, time: sentAt)
+            }
+            try await bus.publish(topic, payload)
+            sequence += 1
+            if sequence % window == 0 { try await bus.flush() }
+            progress.store(sequence, ordering: .relaxed)
+        }
+    }
 }

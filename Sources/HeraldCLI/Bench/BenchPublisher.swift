@@ -24,7 +24,11 @@ struct BenchPublisher {
         let cpuStart = processCPUSeconds()
         let start = monotonicNanos()
         do {
-            try await channel.publishStamped(count, on: bus, topic: topic, payload: &payload, sequence: &sequence)
+            if settings.sealed {
+                try await channel.publishSealed(count, on: bus, topic: topic, template: payload, sequence: &sequence)
+            } else {
+                try await channel.publishStamped(count, on: bus, topic: topic, payload: &payload, sequence: &sequence)
+            }
             try await bus.flush()
         } catch {
             failure = error.description

@@ -45,6 +45,22 @@ struct BenchReport: Codable, Sendable {
     }
 
     /// The report as human-readable tables.
+    /// W9's runs in GB/s beside W5 (inline 4 KiB, 1 -> 1) of the same run, if both ran.
+    private func largePayloadComparison() -> String {
+        let sealed = results.filter { $0.workload == BenchWorkload.w9.rawValue && $0.throughput != nil }
+        guard !sealed.isEmpty else { return "" }
+        let w5 = results.first { $0.workload == BenchWorkload.w5.rawValue }?.throughput
+        var rows: [[String]] = []
+        if let w5 { rows.append(["W5 1->1 4 KiB inline", BenchFormat.fixed(w5.megabytesPerSecond / 1000, 2), "1.00"]) }
+        for result in sealed {
+            let gigabytes = result.throughput!.megabytesPerSecond / 1000
+            let ratio = w5.map { BenchFormat.fixed(result.throughput!.megabytesPerSecond / max(1e-9, $0.megabytesPerSecond), 2) } ?? "-"
+            rows.append([result.label, BenchFormat.fixed(gigabytes, 2), ratio])
+        }
+        return "\nLarge payloads (W9) against W5, payload bytes delivered:\n"
+            + table(["workload", "GB/s", "x W5"], rows)
+    }
+
     func text() -> String {
         var out = "herald bench  \(machine.date)  \(machine.nproc) x \(machine.cpuModel)  Linux \(machine.kernel)\n"
         let brokerName = broker.serverName ?? "broker"
@@ -81,6 +97,8 @@ struct BenchReport: Codable, Sendable {
             out += "delay: send to receive under this load (worst subscriber); "
             out += "CPU in % of one core over the delivery window (clients include their bus I/O threads; other = the rest of the machine)\n"
         }
+
+        out += largePayloadComparison()
 
         for result in results {
             if let latency = result.latency {

@@ -162,7 +162,7 @@ struct BenchResult: Codable, Sendable {
         label = plan.label
         summary = plan.workload.summary
         publishers = plan.workload.publishers
-        subscribers = plan.workload.subscribers
+        subscribers = plan.subscribers
         messagesPerPublisher = plan.messages
         payloadBytes = plan.size
         slowConsumerPolicy = plan.workload == .l1 ? nil : "\(plan.policy)"

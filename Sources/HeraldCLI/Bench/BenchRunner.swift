@@ -65,7 +65,7 @@ final class WorkloadRunner {
     // MARK: - Workloads
 
     private func runThroughput() throws(BenchError) -> BenchRecord {
-        for index in 0..<plan.workload.subscribers { try spawn(.subscriber, index) }
+        for index in 0..<plan.subscribers { try spawn(.subscriber, index) }
         for index in 0..<plan.workload.publishers { try spawn(.publisher, index) }
         // The barrier: every subscription is live (subscribe returned after the broker's OK)
         // and every publisher connected, before anyone publishes.
@@ -178,7 +178,7 @@ final class WorkloadRunner {
             "--size", "\(plan.size)", "--slow-consumer", "\(policy)",
             "--stall-ms", "\(role == .subscriber && index == 0 ? plan.stallMilliseconds : 0)",
             "--idle-ms", "\(plan.workload == .w7 ? 100 : plan.idleMilliseconds)", "--warmup", "\(plan.warmup)",
-        ]
+        ] + (plan.sealed ? ["--sealed"] : [])
         let process: ChildProcess
         let scheduling = plan.scheduling(role: role)
         if let user {

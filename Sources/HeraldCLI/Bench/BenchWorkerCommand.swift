@@ -46,6 +46,9 @@ struct BenchWorkerCommand: AsyncParsableCommand {
     @Option(help: "Pinger: unmeasured round trips first.")
     var warmup = 1000
 
+    @Flag(help: "Publisher: send every payload as a sealed memfd (W9).")
+    var sealed = false
+
     func validate() throws {
         guard messages >= 1 else { throw ValidationError("--messages must be at least 1") }
         guard size >= BenchHeader.size else { throw ValidationError("--size must be at least \(BenchHeader.size)") }
@@ -57,7 +60,7 @@ struct BenchWorkerCommand: AsyncParsableCommand {
         let settings = BenchWorkerSettings(
             role: role, index: index, address: address, messages: messages, publishers: publishers, size: size,
             policy: slowConsumer.policy, stallMilliseconds: stallMilliseconds, idleMilliseconds: idleMilliseconds,
-            warmup: warmup)
+            warmup: warmup, sealed: sealed)
         let progress = channel.reportProgress()
         defer { progress.cancel() }
         do {
@@ -93,6 +96,8 @@ struct BenchWorkerSettings: Sendable {
     var stallMilliseconds: Int
     var idleMilliseconds: Int
     var warmup: Int
+    /// Publisher: every payload as a sealed memfd (W9).
+    var sealed = false
 
     /// Bus options for this worker: its name in the broker's logs, and its policy.
     func busOptions() -> BusOptions {
