@@ -54,11 +54,7 @@ struct CLIIntegrationTests {
         // lists its subscription.
         let subscriber = try CLIProcess(["sub", "--address", broker.address, "sensors/+/temp", "--json", "--count", "2"])
         let bus = try await Bus.connect(to: broker.address)
-        var subscribed = false
-        for _ in 0..<1000 where !subscribed {
-            subscribed = try await bus.peers().contains { $0.subscriptions.map(\.filter) == ["sensors/+/temp"] }
-            if !subscribed { try await Task.sleep(for: .milliseconds(10)) }
-        }
+        let subscribed = try await bus.waitForPeer { $0.subscriptions.map(\.filter) == ["sensors/+/temp"] }
         #expect(subscribed, "\(subscriber.standardError)")
         try await bus.publish("sensors/kitchen/temp", "21.5")
         try await bus.publish("sensors/kitchen/humidity", "40")  // does not match
@@ -183,11 +179,7 @@ struct MonitorCLITests {
         defer { Task { await client.close() } }
         // The monitor is ready once the broker lists its monitor subscription (a probe message
         // would count towards --count, and how many probes arrive depends on timing).
-        var ready = false
-        for _ in 0..<1000 where !ready {
-            ready = try await client.peers().contains { $0.name == "herald monitor" && $0.subscriptions.map(\.filter) == ["app/#"] }
-            if !ready { try await Task.sleep(for: .milliseconds(10)) }
-        }
+        let ready = try await client.waitForPeer { $0.name == "herald monitor" && $0.subscriptions.map(\.filter) == ["app/#"] }
         #expect(ready, "\(monitor.standardError)")
         try await client.publish("app/ping", "ping")
         let answer = try await client.request("app/settings", "theme")

@@ -1,4 +1,5 @@
 import Foundation
+import Herald
 
 /// The real `herald` tool run as a child process, with its output collected line by line.
 final class CLIProcess: @unchecked Sendable {
@@ -94,5 +95,18 @@ final class CLIProcess: @unchecked Sendable {
         cli.write(input ?? "", close: true)
         let status = await cli.waitForExit(timeout: timeout)
         return (status, cli.standardOutput, cli.standardError)
+    }
+}
+
+extension Bus {
+    /// Waits (up to about 10 s) until the broker lists a peer that `isPeer` accepts: how a test
+    /// knows a CLI subscriber or monitor is ready, since it prints nothing before its first
+    /// message (a probe message would count towards its --count). Returns whether it was listed.
+    func waitForPeer(where isPeer: (PeerInfo) -> Bool) async throws -> Bool {
+        for _ in 0..<1000 {
+            if try await peers().contains(where: isPeer) { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
     }
 }

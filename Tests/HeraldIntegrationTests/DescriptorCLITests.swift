@@ -20,11 +20,7 @@ struct DescriptorCLITests {
 
         let subscriber = try CLIProcess(["sub", "--address", broker.address, "--json", "--count", "2", "--save-dir", saved.path, "files/#"])
         let bus = try await Bus.connect(to: broker.address)
-        var subscribed = false
-        for _ in 0..<1000 where !subscribed {
-            subscribed = try await bus.peers().contains { $0.subscriptions.map(\.filter) == ["files/#"] }
-            if !subscribed { try await Task.sleep(for: .milliseconds(10)) }
-        }
+        let subscribed = try await bus.waitForPeer { $0.subscriptions.map(\.filter) == ["files/#"] }
         #expect(subscribed, "\(subscriber.standardError)")
         let (fileStatus, _, fileError) = try await CLIProcess.run(["pub", "--address", broker.address, "files/big", "--file", source.path])
         #expect(fileStatus == 0, "\(fileError)")
