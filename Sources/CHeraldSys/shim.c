@@ -261,7 +261,7 @@ int herald_sealed_memfd(const char *name, const void *bytes, size_t count) {
         cursor += n;
         left -= (size_t)n;
     }
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+    if (herald_memfd_seal(fd) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;

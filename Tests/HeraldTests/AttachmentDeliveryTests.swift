@@ -57,7 +57,7 @@ struct AttachmentDeliveryTests {
         let sealed = content.withUnsafeBytes { herald_sealed_memfd("test", $0.baseAddress, $0.count) }
         var unmapped: UnsafeMutableRawPointer?
         let unsealed = herald_memfd_create_mapped("test", 0, &unmapped)
-        let block = DescriptorBlockSummary(count: 1, withheld: 0, sealedPayload: true)
+        let block = DescriptorBlock(count: 1, sealedPayload: true)
         let good = MessageAttachment.make(block: block, received: [sealed])
         let bad = MessageAttachment.make(block: block, received: [unsealed])
         let buffer = DeliveryBuffer()

@@ -19,11 +19,7 @@ extension Bus {
     ///   ``HeraldError/messageTooLarge(size:maximum:)`` before anything is sent;
     ///   ``HeraldError/closed`` or the reason the connection ended.
     nonisolated(nonsending) public func send(to peerID: UInt64, _ topic: String, _ payload: some Collection<UInt8>) async throws(HeraldError) {
-        // A broker that did not confirm `direct` does not know SEND: it would close the connection.
-        guard UInt32(welcome.capabilities) & Capabilities.direct != 0 else {
-            throw .brokerError(code: ErrorCode.unexpectedFrame.rawValue,
-                message: "this broker does not support direct messages (it did not confirm the 'direct' capability)")
-        }
+        try requireDirectMessages()
         let topicBytes = try validatedTopic(topic)
         let bytes = Array(payload)
         let size = FrameHeader.size + 16 + topicBytes.count + bytes.count
@@ -31,6 +27,15 @@ extension Bus {
         let requestID = connection.control.withLock { $0.takeRequestID() }
         let frame = FrameEncoder.encode(.send(Send(requestID: requestID, target: peerID, topic: topicBytes, payload: bytes)))
         if let rejection = connection.enqueue(frame) { throw rejection }
+    }
+
+    /// Throws unless the broker confirmed `direct`: one that did not does not know SEND, and
+    /// would close the connection.
+    func requireDirectMessages() throws(HeraldError) {
+        guard UInt32(welcome.capabilities) & Capabilities.direct != 0 else {
+            throw .brokerError(code: ErrorCode.unexpectedFrame.rawValue,
+                message: "this broker does not support direct messages (it did not confirm the 'direct' capability)")
+        }
     }
 
     /// Sends the UTF-8 of `text` to one peer; see the byte-payload `send(to:_:_:)`.

@@ -91,6 +91,18 @@ public struct Message: Sendable {
         self.retainedAt = retainedAt
     }
 
+    /// A message whose payload is read in place (`payloadBytes`, copied) unless `attachment`
+    /// holds it mapped from a sealed memfd (then shared, not copied).
+    init(
+        topic: String, payloadBytes: UnsafeRawBufferPointer, attachment: MessageAttachment?, sender: Sender, droppedBefore: UInt64,
+        afterReconnect: Bool, retainedAt: Date?
+    ) {
+        self.init(
+            topic: topic, payload: attachment?.mappedPayload == nil ? [UInt8](payloadBytes) : [], sender: sender,
+            droppedBefore: droppedBefore, afterReconnect: afterReconnect, retainedAt: retainedAt)
+        self.attachment = attachment
+    }
+
     /// The time a RETAINED frame carries (ns since the epoch) as a date; 0 means not retained.
     static func date(retainedNanoseconds: UInt64) -> Date? {
         retainedNanoseconds == 0 ? nil : Date(timeIntervalSince1970: Double(retainedNanoseconds) / 1e9)
@@ -133,13 +145,13 @@ public struct Message: Sendable {
     /// They belong to the message: they stay open while any copy of it exists and are closed
     /// with the last, unless taken with ``takeFileDescriptors()``. Use them while holding the
     /// message; take them to keep them.
-    public var fileDescriptors: [FileDescriptor] { attachment?.current.map { FileDescriptor(rawValue: $0) } ?? [] }
+    public var fileDescriptors: [FileDescriptor] { attachment?.fileDescriptors ?? [] }
 
     /// Takes the descriptors passed with the message: from now on the caller owns them and
     /// must close them; the message (and every copy of it) no longer has them. Empty if there
     /// were none or they were already taken.
     public func takeFileDescriptors() -> [FileDescriptor] {
-        attachment?.take().map { FileDescriptor(rawValue: $0) } ?? []
+        attachment?.take().map(FileDescriptor.init(rawValue:)) ?? []
     }
 
     /// How many descriptors the sender passed that this bus did not receive: it does not

@@ -59,16 +59,14 @@ public struct MessageView: ~Copyable {
     /// The message as a ``Message`` value, with the payload copied out (a payload mapped from
     /// a sealed memfd is shared, not copied) and the descriptors shared with this view's.
     public var message: Message {
-        var message = Message(
-            topic: topic, payload: attachment?.mappedPayload == nil ? [UInt8](payloadBytes) : [], sender: sender,
-            droppedBefore: droppedBefore, afterReconnect: afterReconnect, retainedAt: retainedAt)
-        message.attachment = attachment
-        return message
+        Message(
+            topic: topic, payloadBytes: payloadBytes, attachment: attachment, sender: sender, droppedBefore: droppedBefore,
+            afterReconnect: afterReconnect, retainedAt: retainedAt)
     }
 
     /// The file descriptors passed with the message (see ``Message/fileDescriptors``); they
     /// stay open while the view is lent. Keep ``message`` and take them from it to keep them.
-    public var fileDescriptors: [FileDescriptor] { attachment?.current.map { FileDescriptor(rawValue: $0) } ?? [] }
+    public var fileDescriptors: [FileDescriptor] { attachment?.fileDescriptors ?? [] }
 
     /// The payload as text, or nil if it is not valid UTF-8.
     public var string: String? { String(validating: payloadBytes, as: UTF8.self) }

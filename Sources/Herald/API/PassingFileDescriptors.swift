@@ -71,10 +71,7 @@ extension Bus {
         to peerID: UInt64, _ topic: String, _ payload: some Collection<UInt8>, fileDescriptors: [FileDescriptor]
     ) async throws(HeraldError) {
         guard !fileDescriptors.isEmpty else { return try await send(to: peerID, topic, payload) }
-        guard UInt32(welcome.capabilities) & Capabilities.direct != 0 else {
-            throw .brokerError(code: ErrorCode.unexpectedFrame.rawValue,
-                message: "this broker does not support direct messages (it did not confirm the 'direct' capability)")
-        }
+        try requireDirectMessages()
         try requireDescriptorPassing(count: fileDescriptors.count)
         let topicBytes = try validatedTopic(topic)
         let requestID = connection.control.withLock { $0.takeRequestID() }
@@ -88,16 +85,17 @@ extension Bus {
     func attemptSealedPublish(_ topic: String, _ payload: UnsafeRawBufferPointer) -> PublishAttempt {
         let topicBytes: [UInt8]
         do { topicBytes = try validatedTopic(topic) } catch { return .failed(error) }
+        var publish = Publish(topic: topicBytes, payload: [])
+        publish.descriptors = DescriptorBlock(count: 1, sealedPayload: true)
+        let frame = FrameEncoder.encode(.publish(publish))
         // Checked first so a full buffer does not cost a copy of the payload to throw away.
-        guard connection.hasRoomForDescriptors(1) else { return .full }
+        guard connection.hasRoom(forFrameOf: frame.count, passing: 1) else { return .full }
         let memfd = herald_sealed_memfd("herald-payload", payload.baseAddress, payload.count)
         guard memfd >= 0 else {
             return .failed(.descriptorsRefused("cannot create a sealed memfd for a payload of \(payload.count) bytes: "
                 + systemErrorDescription(herald_errno())))
         }
-        var publish = Publish(topic: topicBytes, payload: [])
-        publish.descriptors = DescriptorBlock(count: 1, sealedPayload: true)
-        let attempt = connection.enqueue(FrameEncoder.encode(.publish(publish)), passing: [memfd])
+        let attempt = connection.enqueue(frame, passing: [memfd])
         if case .queued = attempt {} else { Glibc.close(memfd) }
         return attempt
     }

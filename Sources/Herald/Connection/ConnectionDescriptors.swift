@@ -12,9 +12,13 @@ extension Connection {
     /// descriptors until this process runs out.
     static let maxQueuedDescriptors = 256
 
-    /// Whether `count` more descriptors fit in the outgoing buffer now.
-    func hasRoomForDescriptors(_ count: Int) -> Bool {
-        out.withLock { $0.buffer.unsentDescriptorCount + count <= Connection.maxQueuedDescriptors || $0.buffer.isEmpty }
+    /// Whether a frame of `frameLength` bytes passing `count` descriptors fits in the
+    /// outgoing buffer now (as ``enqueue(_:passing:)`` will decide, if nothing is added first).
+    func hasRoom(forFrameOf frameLength: Int, passing count: Int) -> Bool {
+        let limit = publishBufferLimit
+        return out.withLock {
+            $0.buffer.hasRoom(forFrameOf: frameLength, passing: count, byteLimit: limit, descriptorLimit: Connection.maxQueuedDescriptors)
+        }
     }
 
     /// Appends a frame that passes `descriptors`. On `.queued` the buffer owns them (and
@@ -29,12 +33,10 @@ extension Connection {
             if state.reconnecting != nil {
                 return (.failed(.connectionLost("not connected to the broker (reconnecting): file descriptors are not buffered")), false)
             }
-            if !state.buffer.isEmpty
-                && (state.buffer.count + frame.count > limit
-                    || state.buffer.unsentDescriptorCount + descriptors.count > Connection.maxQueuedDescriptors)
-            {
-                return (.full, false)
-            }
+            guard
+                state.buffer.hasRoom(
+                    forFrameOf: frame.count, passing: descriptors.count, byteLimit: limit, descriptorLimit: Connection.maxQueuedDescriptors)
+            else { return (.full, false) }
             state.buffer.append(frame, passing: descriptors)
             let wake = state.ioIdle
             state.ioIdle = false

@@ -43,6 +43,12 @@ final class OutgoingBuffer: @unchecked Sendable {
         marks[nextMarkIndex...].reduce(0) { $0 + $1.descriptors.count }
     }
 
+    /// Whether a frame of `frameLength` bytes passing `descriptors` descriptors may be added
+    /// within `byteLimit` and `descriptorLimit` (an empty buffer takes any one frame).
+    func hasRoom(forFrameOf frameLength: Int, passing descriptors: Int, byteLimit: Int, descriptorLimit: Int) -> Bool {
+        isEmpty || (count + frameLength <= byteLimit && unsentDescriptorCount + descriptors <= descriptorLimit)
+    }
+
     /// Forgets the contents, keeping the memory; descriptors not sent are closed.
     func removeAll() {
         count = 0

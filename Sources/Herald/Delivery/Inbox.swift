@@ -73,13 +73,11 @@ struct Inbox {
         _ next: (topic: String, payload: UnsafeRawBufferPointer, sender: Message.Sender, droppedBefore: UInt64, afterReconnect: Bool,
             retainedAt: UInt64, callID: UInt32)
     ) -> Message {
-        let attachment = takeAttachment()
         var message = Message(
-            topic: next.topic, payload: attachment?.mappedPayload == nil ? [UInt8](next.payload) : [], sender: next.sender,
+            topic: next.topic, payloadBytes: next.payload, attachment: takeAttachment(), sender: next.sender,
             droppedBefore: next.droppedBefore, afterReconnect: next.afterReconnect,
             retainedAt: Message.date(retainedNanoseconds: next.retainedAt))
         message.callID = next.callID
-        message.attachment = attachment
         return message
     }
 

@@ -1,3 +1,4 @@
+import HeraldProtocol
 import Synchronization
 
 #if canImport(Glibc)
@@ -47,24 +48,28 @@ final class MessageAttachment: Sendable {
     /// The descriptors not yet taken (still owned by the attachment).
     var current: [Int32] { descriptors.current }
 
+    /// ``current`` as the library hands them out (``Message/fileDescriptors``).
+    var fileDescriptors: [FileDescriptor] { current.map(FileDescriptor.init(rawValue:)) }
+
     /// Hands the descriptors not yet taken to the caller, who must close them.
     func take() -> [Int32] { descriptors.take() }
 
     /// Builds the attachment of a frame that announced `block` and brought `received`
     /// (its `block.count` descriptors, owned from now on): maps the first as the payload if
     /// the sender said it is one.
-    static func make(block: DescriptorBlockSummary, received: [Int32]) -> MessageAttachment {
-        guard block.sealedPayload else { return MessageAttachment(descriptors: received, withheld: block.withheld) }
+    static func make(block: DescriptorBlock, received: [Int32]) -> MessageAttachment {
+        let withheld = Int(block.withheld)
+        guard block.sealedPayload else { return MessageAttachment(descriptors: received, withheld: withheld) }
         guard let first = received.first else {
             return MessageAttachment(
-                descriptors: [], withheld: block.withheld,
+                descriptors: [], withheld: withheld,
                 payloadRejection: "the payload came as a sealed memfd, which the broker withheld (this bus does not accept descriptors)")
         }
         switch MappedPayload.map(closing: first) {
         case .success(let mapped):
-            return MessageAttachment(descriptors: Array(received.dropFirst()), withheld: block.withheld, mappedPayload: mapped)
+            return MessageAttachment(descriptors: Array(received.dropFirst()), withheld: withheld, mappedPayload: mapped)
         case .failure(let rejection):
-            return MessageAttachment(descriptors: Array(received.dropFirst()), withheld: block.withheld, payloadRejection: rejection.reason)
+            return MessageAttachment(descriptors: Array(received.dropFirst()), withheld: withheld, payloadRejection: rejection.reason)
         }
     }
 
@@ -105,11 +110,4 @@ private final class DescriptorBox: Sendable {
             return descriptors
         }
     }
-}
-
-/// What a broker frame's descriptor fields say (PROTOCOL.md §4.22), as the library uses them.
-struct DescriptorBlockSummary {
-    var count: Int
-    var withheld: Int
-    var sealedPayload: Bool
 }

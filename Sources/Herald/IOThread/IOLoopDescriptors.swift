@@ -60,9 +60,7 @@ extension IOLoop {
             protocolViolation("a frame announced \(block.count) descriptors, fewer arrived")
             return nil
         }
-        return MessageAttachment.make(
-            block: DescriptorBlockSummary(count: Int(block.count), withheld: Int(block.withheld), sealedPayload: block.sealedPayload),
-            received: descriptors)
+        return MessageAttachment.make(block: block, received: descriptors)
     }
 
     /// A MESSAGE with flag 0x80 (`frame`, whole, in the read buffer): decoded, given its
